@@ -1,0 +1,3 @@
+from mdeberta.cli import main
+
+main()

@@ -1,0 +1,84 @@
+import json
+import lzma
+
+import pytest
+
+from mdeberta import io
+
+BASES = ["local", "memory"]
+
+
+@pytest.fixture(params=BASES)
+def base(request, tmp_path):
+    if request.param == "local":
+        yield str(tmp_path)
+        return
+    url = f"memory://io-test-{tmp_path.name}"
+    yield url
+    fs, path = io.url_to_fs(url)
+    fs.rm(path, recursive=True)
+
+
+@pytest.mark.parametrize("ext", ["", ".xz", ".zst", ".gz"])
+def test_text_round_trip_with_compression(base, ext):
+    url = io.join(base, "sub", f"data.txt{ext}")
+    text = "première ligne\n第二行\n"
+    with io.atomic_write(url, "wt") as f:
+        f.write(text)
+    assert io.read_text(url) == text
+    if ext:  # stored compressed: the raw bytes are not the text
+        with io.open_file(url, "rb", compression=None) as f:
+            assert f.read() != text.encode()
+
+
+def test_xz_is_real_xz(tmp_path):
+    url = str(tmp_path / "a.txt.xz")
+    io.write_text(url, "hello\n")
+    assert lzma.decompress((tmp_path / "a.txt.xz").read_bytes()) == b"hello\n"
+
+
+def test_atomic_write_leaves_nothing_on_failure(base):
+    url = io.join(base, "out.json")
+    io.write_json(url, {"a": 1})
+    with pytest.raises(RuntimeError):
+        with io.atomic_write(url, "wt") as f:
+            f.write("partial")
+            raise RuntimeError("boom")
+    assert io.read_json(url) == {"a": 1}
+    assert io.listdir(base) == ["out.json"]
+
+
+def test_json_is_deterministic(base):
+    a, b = io.join(base, "a.json"), io.join(base, "b.json")
+    io.write_json(a, {"z": 1, "a": [1, 2]})
+    io.write_json(b, {"a": [1, 2], "z": 1})
+    assert io.sha256_file(a) == io.sha256_file(b)
+    assert json.loads(io.read_text(a)) == {"a": [1, 2], "z": 1}
+
+
+def test_bad_json_names_file(base):
+    url = io.join(base, "bad.json")
+    io.write_text(url, "{nope")
+    with pytest.raises(ValueError, match="bad.json"):
+        io.read_json(url)
+
+
+def test_expand_inputs(base):
+    for name in ["b.txt.xz", "a.txt.xz", "c.jsonl"]:
+        io.write_text(io.join(base, "in", name), "x\n")
+    files = io.expand_inputs([io.join(base, "in", "*.txt.xz")])
+    assert [f.rsplit("/", 1)[1] for f in files] == ["a.txt.xz", "b.txt.xz"]
+    assert len(io.expand_inputs([io.join(base, "in")])) == 3
+    with pytest.raises(FileNotFoundError, match="missing.txt"):
+        io.expand_inputs([io.join(base, "in", "missing.txt")])
+    with pytest.raises(FileNotFoundError, match=r"\*\.gz"):
+        io.expand_inputs([io.join(base, "in", "*.gz")])
+
+
+def test_sha256_and_size(base):
+    url = io.join(base, "x.bin")
+    with io.atomic_write(url) as f:
+        f.write(b"abc")
+    assert io.file_size(url) == 3
+    assert io.sha256_file(url).startswith("ba7816bf")
+    assert io.exists(url) and not io.exists(io.join(base, "y.bin"))
