@@ -20,7 +20,8 @@ app = typer.Typer(
     name="mdeberta",
     help=(
         "Pretrain and evaluate multilingual DeBERTa-v3 encoders: "
-        "clean → build-vocab → shard → train → export → eval xnli."
+        "clean → build-vocab → shard → train → export → eval xnli.\n\n"
+        "Example: mdeberta <command> --help"
     ),
     no_args_is_help=True,
     add_completion=False,
