@@ -1,0 +1,233 @@
+import dataclasses
+import json
+import random
+
+import numpy as np
+import pytest
+import sentencepiece as spm
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from mdeberta import io
+from mdeberta.config import ConfigError, field_docs
+from mdeberta.manifest import IncompleteArtifactError, write_manifest
+from mdeberta.shards import ShardDataset, VocabMismatchError
+from pipelines.pack import pack_documents, permute_index
+from pipelines.sampling import sampling_probabilities
+from pipelines.shard import ShardConfig, run
+from pipelines.shard_cli import command_app
+
+SEQ_LEN = 24
+# Disjoint alphabets: the letters of a decoded sequence tell its language.
+ALPHABETS = {"en": "abcdefg", "de": "hijklmn", "sw": "opqrstu"}
+DOCS = {"en": 240, "de": 80, "sw": 12}
+
+
+def words(rng, letters, n):
+    return " ".join(
+        "".join(rng.choice(letters) for _ in range(rng.randint(2, 6))) for _ in range(n)
+    )
+
+
+def corpus_docs():
+    rng = random.Random(0)
+    return {
+        lang: [
+            {"id": f"{lang}-{i:04d}", "lang": lang, "text": "\n".join(
+                words(rng, ALPHABETS[lang], rng.randint(3, 12)) for _ in range(rng.randint(1, 3))
+            )}
+            for i in range(n)
+        ]
+        for lang, n in DOCS.items()
+    }  # fmt: skip
+
+
+def write_corpus(root, docs):
+    """A clean corpus in the real layout: {lang}/part-*.jsonl.zst, stats.json, manifest."""
+    stats = {}
+    for lang, items in docs.items():
+        halves = [items[::2], items[1::2]]
+        for i, part in enumerate(halves):
+            with io.open_file(f"{root}/{lang}/part-{i:05d}-of-00002.jsonl.zst", "wt") as f:
+                f.writelines(json.dumps(d) + "\n" for d in part)
+        chars = sum(len(d["text"]) for d in items)
+        paragraphs = sum(d["text"].count("\n") + 1 for d in items)
+        stats[lang] = {"docs_in": len(items), "docs_out": len(items), "paragraphs_in": paragraphs,
+                       "paragraphs_out": paragraphs, "chars_in": chars, "chars_out": chars,
+                       "removed": {}}  # fmt: skip
+    io.write_json(f"{root}/stats.json", {"languages": stats, "totals": {}})
+    write_manifest(str(root), "clean-corpus", 1, {})
+    return str(root)
+
+
+def write_vocab(root, docs, vocab_size=320):
+    """A real tiny SentencePiece vocabulary dir: ids 0-3 [PAD] [CLS] [SEP] [UNK], [MASK] last."""
+    root.mkdir(parents=True)
+    lines = [p for items in docs.values() for d in items for p in d["text"].split("\n")]
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines), model_prefix=str(root / "spm"), vocab_size=vocab_size,
+        pad_id=0, bos_id=1, eos_id=2, unk_id=3, pad_piece="[PAD]", bos_piece="[CLS]",
+        eos_piece="[SEP]", unk_piece="[UNK]", byte_fallback=True, minloglevel=2,
+    )  # fmt: skip
+    size = vocab_size + 1
+    write_manifest(str(root), "vocabulary", 1, {}, extra={
+        "spm_sha256": io.sha256_file(str(root / "spm.model")), "vocab_size": size,
+        "special_ids": {"pad": 0, "cls": 1, "sep": 2, "unk": 3, "mask": size - 1},
+    })  # fmt: skip
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("inputs")
+    docs = corpus_docs()
+    return write_corpus(tmp / "clean", docs), write_vocab(tmp / "vocab", docs)
+
+
+def config(inputs, output, **kw):
+    corpus, vocab = inputs
+    kw = {
+        "seq_len": SEQ_LEN,
+        "sequences_per_shard": 40,
+        "max_passes": 3.0,
+        "bucket_chars": 3000,
+        **kw,
+    }
+    return ShardConfig(corpus=corpus, vocab=vocab, output=str(output), **kw)
+
+
+@pytest.fixture(scope="module")
+def job(inputs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("shards")
+    return out, run(config(inputs, out))
+
+
+def shard_rows(out, manifest):
+    return np.concatenate(
+        [np.fromfile(out / s["name"], "<u4").reshape(-1, SEQ_LEN) for s in manifest["shards"]]
+    )
+
+
+def test_job_writes_monolingual_cls_sep_sequences(job, inputs):
+    out, m = job
+    rows = shard_rows(out, m)
+    assert m["kind"] == "token-shards" and m["seq_len"] == SEQ_LEN and m["dtype"] == "uint32"
+    assert len(rows) == m["num_sequences"] == sum(v["sequences"] for v in m["languages"].values())
+    assert [s["sequences"] for s in m["shards"][:-1]] == [40] * (len(m["shards"]) - 1)
+    assert (rows[:, 0] == 1).all() and (rows[:, -1] == 2).all() and (rows[:, 1] != 2).all()
+    assert (rows < m["vocab"]["vocab_size"] - 1).all()
+    sp = spm.SentencePieceProcessor(model_file=f"{inputs[1]}/spm.model")
+    langs_seen = set()
+    for row in rows:
+        letters = set("".join(sp.decode(row[1:-1].tolist()).split()))
+        (lang,) = [k for k, a in ALPHABETS.items() if letters <= set(a)]  # exactly one language
+        langs_seen.add(lang)
+    assert langs_seen == set(DOCS)
+    for v in m["languages"].values():
+        # every content token of the drawn docs is in a sequence, or counted as dropped
+        seps = v["documents"] - 1
+        assert v["sequences"] * (SEQ_LEN - 2) <= v["tokens"] + seps
+        assert v["tokens"] + seps - v["dropped_tokens"] - v["sequences"] * (SEQ_LEN - 2) >= 0
+
+
+def test_job_samples_with_alpha_and_reports_capped_languages(job, inputs):
+    _, m = job
+    chars = {
+        k: v["chars_out"] for k, v in io.read_json(f"{inputs[0]}/stats.json")["languages"].items()
+    }
+    q = sampling_probabilities(chars, 0.3)
+    assert {k: v["q"] for k, v in m["languages"].items()} == pytest.approx(q)
+    assert m["sampling"]["alpha"] == 0.3
+    sw = m["languages"]["sw"]
+    assert sw["capped"] and sw["passes"] == 3.0 and not m["languages"]["en"]["capped"]
+    assert 2.5 * DOCS["sw"] < sw["documents"] <= 3 * DOCS["sw"]  # repeated, at most 3 passes
+    assert m["languages"]["en"]["documents"] < DOCS["en"]  # subsampled
+    assert m["vocab"]["sha256"] == io.sha256_file(f"{inputs[1]}/spm.model")
+    assert set(m["inputs"]) == {"corpus", "vocab"}
+
+
+def test_bytes_identical_with_two_workers_via_the_cli(job, inputs, tmp_path):
+    out, m = job
+    args = ["--corpus", inputs[0], "--vocab", inputs[1], "--output", str(tmp_path),
+            "--seq-len", str(SEQ_LEN), "--sequences-per-shard", "40", "--max-passes", "3",
+            "--workers", "2", "--set", "bucket_chars=3000",
+            "--direct_running_mode=multi_processing"]  # fmt: skip
+    result = CliRunner().invoke(command_app(), args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["capped_languages"] == ["sw"]
+    m2 = io.read_json(f"{tmp_path}/manifest.json")
+    assert m2["shards"] == m["shards"] and m2["languages"] == m["languages"]
+    for s in m["shards"]:
+        assert (tmp_path / s["name"]).read_bytes() == (out / s["name"]).read_bytes()
+    assert not (tmp_path / "_job").exists()
+
+
+def test_reader_reads_job_output_and_checks_vocabulary(job, inputs, tmp_path):
+    out, m = job
+    ds = ShardDataset(str(out), seed=1)
+    assert ds.num_samples == m["num_sequences"] and ds.vocab_sha256 == m["vocab"]["sha256"]
+    ds.check_vocab(inputs[1])
+    docs = corpus_docs()
+    other = write_vocab(tmp_path / "other", {"en": docs["en"][:100]}, vocab_size=300)
+    with pytest.raises(VocabMismatchError, match=m["vocab"]["sha256"]):
+        ds.check_vocab(other)
+
+
+def test_seed_changes_order_not_content(job, inputs, tmp_path):
+    out, m = job
+    m2 = run(config(inputs, tmp_path, seed=0, sequences_per_shard=1000))
+    assert m2["num_sequences"] == m["num_sequences"]
+    np.testing.assert_array_equal(np.sort(shard_rows(out, m), axis=0),
+                                  np.sort(shard_rows(tmp_path, m2), axis=0))  # fmt: skip
+
+
+def test_bad_inputs_fail_clearly(job, inputs, tmp_path):
+    out, _ = job
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        run(config(inputs, out))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(IncompleteArtifactError, match="empty"):
+        run(config((str(empty), inputs[1]), tmp_path / "o"))
+    with pytest.raises(ConfigError, match="seq_len"):
+        config(inputs, tmp_path / "o", seq_len=2)
+    with pytest.raises(ValueError, match="no full sequence"):
+        run(config(inputs, tmp_path / "o2", seq_len=100_000))
+
+
+def test_pack_documents_separates_docs_and_never_starts_with_a_separator():
+    docs = [np.arange(10, 15), np.arange(20, 23), np.arange(30, 38)]
+    rows, dropped = pack_documents([d.astype(np.uint32) for d in docs], 7, 1, 2)
+    # stream: 10..14 | 20 21 22 | 30..37, body 5 per row
+    assert rows.tolist() == [
+        [1, 10, 11, 12, 13, 14, 2],
+        [1, 20, 21, 22, 2, 30, 2],  # the separator before 20 was skipped at the row start
+        [1, 31, 32, 33, 34, 35, 2],
+    ]
+    assert dropped == 2
+    rows, dropped = pack_documents([], 7, 1, 2)
+    assert rows.shape == (0, 7) and dropped == 0
+
+
+@settings(max_examples=50, deadline=None)
+@given(n=st.integers(1, 3000), seed=st.integers(0, 2**31))
+def test_permute_index_is_a_bijection(n, seed):
+    out = permute_index(np.arange(n), n, seed)
+    assert sorted(out.tolist()) == list(range(n))
+    if n > 50:
+        assert not np.array_equal(out, permute_index(np.arange(n), n, seed + 1))
+
+
+def test_every_config_field_is_documented():
+    names = {f.name for f in dataclasses.fields(ShardConfig)}
+    assert set(field_docs(ShardConfig)) == names
+
+
+def test_job_writes_to_an_fsspec_url(job, inputs, tmp_path):
+    out, m = job
+    url = f"memory://shard-job-{tmp_path.name}"
+    m2 = run(config(inputs, url))
+    assert m2["shards"] == m["shards"]
+    ds = ShardDataset(url, cache_dir=str(tmp_path / "cache"))
+    assert ds.num_samples == m["num_sequences"]
