@@ -8,12 +8,21 @@ typer at its top, so `mdeberta --help` stays fast: the heavy work is imported in
 from __future__ import annotations
 
 import importlib
+import os
 
 import typer
 
 # (command name, "module:attribute"): a function becomes a command, a typer.Typer a command group.
 COMMANDS: list[tuple[str, str]] = [
     # one line per command, in the order of the flow
+    ("clean", "pipelines.cli:clean"),
+    ("build-vocab", "vocab.cli:build_vocab"),
+    ("shard", "pipelines.shard_cli:shard"),
+    ("train", "train.cli:train"),
+    ("export", "train.cli:export"),
+    ("plot", "train.cli:plot"),
+    ("analyze-embeddings", "train.cli:analyze_embeddings"),
+    ("eval", "eval.cli:app"),
 ]
 
 app = typer.Typer(
@@ -61,4 +70,12 @@ _register()
 
 
 def main() -> None:
-    app()
+    """Run the CLI. Errors a user can fix (bad input, bad config, missing files) print one line
+    naming the problem instead of a traceback; MDEBERTA_TRACEBACK=1 shows the traceback."""
+    try:
+        app()
+    except (ValueError, OSError) as e:  # ConfigError, IncompleteArtifactError... derive from them
+        if os.environ.get("MDEBERTA_TRACEBACK"):
+            raise
+        typer.echo(f"mdeberta: error: {e}", err=True)
+        raise SystemExit(1) from None

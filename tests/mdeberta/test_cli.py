@@ -50,3 +50,13 @@ def test_every_command_has_help_with_an_example(path):
 def test_version():
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.strip()
+
+
+def test_user_errors_are_one_line_not_a_traceback(tmp_path):
+    missing = tmp_path / "no-such-corpus"
+    cmd = [sys.executable, "-m", "mdeberta", "shard", "--corpus", str(missing)]
+    cmd += ["--vocab", str(tmp_path), "--output", str(tmp_path / "out")]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    assert out.returncode == 1
+    assert f"mdeberta: error: {missing}" in out.stderr
+    assert "Traceback" not in out.stderr
