@@ -1,0 +1,439 @@
+"""The cleaning job: CC-100 files in, a deduplicated clean corpus out (docs/dataflow.md for GCP).
+
+    python -m pipelines.clean data/*.txt.xz --output clean/ --workers 2
+    python -m pipelines.clean gs://bucket/cc100/*.txt.xz --output gs://bucket/clean \\
+        --runner DataflowRunner --project P --region R --temp_location gs://bucket/tmp \\
+        --setup_file ./pyproject.toml
+
+Graph: read each file streaming (compressed files cannot be split), in batches of documents ->
+Reshuffle, so the CPU work spreads over every worker -> normalise and apply the rules (pure
+functions, pipelines.rules), keying each document by (language, output shard) and its dedup
+hashes by (language, bucket) -> GroupByKey per bucket: exact dedup (pipelines.dedup) -> drops ->
+GroupByKey per shard with the documents -> sort by document ref, write
+`{out}/{lang}/part-NNNNN-of-MMMMM.jsonl.zst` -> stats.json. The driver then writes manifest.json.
+A language's shard count comes from the characters read, and documents land in shards by id, so
+the files are the same bytes whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import apache_beam as beam
+import zstandard
+from apache_beam.transforms.window import GlobalWindows
+
+from mdeberta import io
+from mdeberta.config import check, config_to_dict
+from mdeberta.languages import resolve_languages
+from mdeberta.manifest import MANIFEST, write_manifest
+from pipelines import dedup, options
+from pipelines.read import InputFile, batches, file_documents, plan_inputs
+from pipelines.rules import (
+    Document,
+    RawDocument,
+    Stats,
+    check_accounting,
+    check_langid_available,
+    clean_document,
+    count,
+    rule_context,
+    stats_document,
+)
+
+FORMAT_VERSION = 1
+BUCKETS_PER_SHARD = 4
+"""Dedup buckets per output shard: a bucket holds the keys of ~shard_chars / 4 characters."""
+
+
+@dataclass
+class CleanConfig:
+    """What the cleaning job reads and the thresholds of its rules (pipelines/rules.py).
+
+    The defaults keep every normal document of the packaged sample corpus and remove each of its
+    deliberate defects (tests/pipelines/test_clean.py checks both).
+    """
+
+    languages: str = "all"
+    """Languages to keep: a preset (all, xnli, xlmr) or codes such as "en,de,zh-Hans"."""
+    max_docs_per_lang: int = 0
+    """Read at most this many documents per language, the first ones by file order (0: all)."""
+    on_bad_file: Literal["fail", "skip"] = "fail"
+    """A truncated or corrupt file: fail naming it, or skip the rest of it, counted as bad_file."""
+    normalization: Literal["NFC", "NFKC"] = "NFC"
+    """Unicode normal form of the output text. NFKC also folds compatibility forms."""
+    min_doc_chars: int = 100
+    """Documents shorter than this (after the rules and after dedup) are removed: too_short."""
+    max_doc_chars: int = 1_000_000
+    """Longer documents are removed: too_long. Reading stops keeping a document's text at 4 bytes
+    a character past this, so a huge single line never sits in memory."""
+    min_letter_share: float = 0.5
+    """Minimum share of letters (with combining marks) among non-space characters."""
+    min_script_share: float = 0.5
+    """A paragraph whose letters are less than this share in the language's scripts (registry)
+    is removed: wrong_script."""
+    script_min_letters: int = 10
+    """Paragraphs with fewer letters are not judged by script (too little evidence)."""
+    max_repeated_paragraph_share: float = 0.3
+    """Documents where more than this share of paragraphs repeat an earlier one are removed."""
+    boilerplate_max_chars: int = 200
+    """Copyright lines and navigation bars count as boilerplate only up to this length."""
+    boilerplate_min_docs: int = 3
+    """A paragraph found in this many documents of a language or more (cookie notices, share
+    lines) is removed from all of them as boilerplate; 0 turns this off."""
+    dedup_paragraphs: bool = True
+    """Remove paragraphs already kept in another document of the language (cc_net's hash)."""
+    dedup_documents: bool = True
+    """Remove documents whose normalised paragraphs equal a kept document's."""
+    langid: bool = False
+    """Check each document's language with fastText lid.176 (needs the `langid` extra).
+    Languages it has no label for pass through, counted as langid_unsupported."""
+    langid_threshold: float = 0.65
+    """Remove a document when lid.176 names another language with at least this confidence."""
+    shard_chars: int = 100_000_000
+    """Target characters per output file; a language gets ceil(chars / shard_chars) files."""
+    zstd_level: int = 3
+    """zstd compression level of the output files (1-19)."""
+
+    def __post_init__(self):
+        for name in ("max_docs_per_lang", "min_doc_chars", "script_min_letters",
+                     "boilerplate_max_chars", "boilerplate_min_docs"):  # fmt: skip
+            check(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("min_letter_share", "min_script_share", "max_repeated_paragraph_share",
+                     "langid_threshold"):  # fmt: skip
+            value = getattr(self, name)
+            check(0.0 <= value <= 1.0, f"{name} must be in [0, 1], got {value}")
+        check(
+            self.max_doc_chars >= max(self.min_doc_chars, 1),
+            f"max_doc_chars must be >= min_doc_chars and >= 1, got {self.max_doc_chars}",
+        )
+        check(
+            self.boilerplate_min_docs != 1,
+            "boilerplate_min_docs must be 0 (off) or >= 2: a paragraph in 1 document is no "
+            "boilerplate",
+        )
+        check(self.shard_chars > 0, f"shard_chars must be > 0, got {self.shard_chars}")
+        check(1 <= self.zstd_level <= 19, f"zstd_level must be in [1, 19], got {self.zstd_level}")
+        check(
+            self.on_bad_file in ("fail", "skip"),
+            f"on_bad_file: fail or skip, not {self.on_bad_file!r}",
+        )
+        check(
+            self.normalization in ("NFC", "NFKC"),
+            f"normalization must be NFC or NFKC, got {self.normalization!r}",
+        )
+
+    @property
+    def max_doc_bytes(self) -> int:
+        return 4 * self.max_doc_chars
+
+    def language_set(self) -> set[str] | None:
+        """The wanted codes, validated (unknown ones fail with suggestions); None means all."""
+        spec = self.languages.strip()
+        return None if spec in ("all", "cc100") else set(resolve_languages(spec))
+
+
+def _bundle_stats(per_lang: dict[str, Stats], windowed: bool = False) -> Iterable:
+    """(lang, counters) on the "stats" output; finish_bundle must wrap them in a window."""
+    for item in sorted(per_lang.items()):
+        value = GlobalWindows.windowed_value(item) if windowed else item
+        yield beam.pvalue.TaggedOutput("stats", value)
+
+
+class ReadFile(beam.DoFn):
+    """InputFile -> batches of raw documents, streaming; counts files, bad files, what is left."""
+
+    def __init__(self, cfg: CleanConfig, languages: set[str] | None):
+        self.cfg, self.languages = cfg, languages
+
+    def process(self, file: InputFile):
+        per_lang: dict[str, Stats] = {}
+        cfg = self.cfg
+        docs = file_documents(file, per_lang, max_doc_bytes=cfg.max_doc_bytes,
+                              languages=self.languages, max_docs=cfg.max_docs_per_lang,
+                              skip_bad=cfg.on_bad_file == "skip")  # fmt: skip
+        yield from batches(map(tuple, docs))  # tuples: Beam's fast coder pickles NamedTuples
+        yield from _bundle_stats(per_lang)
+
+
+class CleanDocuments(beam.DoFn):
+    """Raw document batches -> documents keyed by output shard, and their dedup keys by bucket.
+
+    Both come out as lists, one per (language, shard) and per (language, bucket) of the batch:
+    Beam's cost is per element, and one element per paragraph would cost more than the rules.
+    Counters are emitted once per bundle.
+    """
+
+    def __init__(self, cfg: CleanConfig):
+        self.cfg = cfg
+
+    def setup(self):
+        self.contexts = {}
+
+    def start_bundle(self):
+        self.per_lang: dict[str, Stats] = {}
+
+    def process(self, batch: list[tuple], shards: dict[str, int]):
+        cfg, docs, entries = self.cfg, {}, {}
+        which = {"paragraphs": cfg.dedup_paragraphs, "documents": cfg.dedup_documents}
+        for raw in map(RawDocument._make, batch):
+            if raw.lang not in self.contexts:
+                self.contexts[raw.lang] = rule_context(raw.lang, cfg)
+            stats = self.per_lang.setdefault(raw.lang, {})
+            doc = clean_document(raw, self.contexts[raw.lang], stats)
+            if doc is None:
+                continue
+            n = shards[doc.lang]
+            # Only what the writer needs, and the text as one string: less to encode and send.
+            record = (doc.ref, doc.lang, "\n".join(doc.paragraphs))
+            docs.setdefault((doc.lang, dedup.shard_of(doc.id, n)), []).append(record)
+            for entry in dedup.dedup_keys(doc, **which):
+                bucket = dedup.bucket_of(entry[0], n * BUCKETS_PER_SHARD)
+                entries.setdefault((doc.lang, bucket), []).append(entry)
+        for key, records in docs.items():
+            yield key, ("docs", records)
+        for key, bucket_entries in entries.items():
+            yield beam.pvalue.TaggedOutput("dedup", (key, bucket_entries))
+
+    def finish_bundle(self):
+        # Totals per reason also go to Beam metrics, visible live in the Dataflow console.
+        for counters in self.per_lang.values():
+            for key, value in counters.items():
+                if not key.startswith("_"):
+                    beam.metrics.Metrics.counter("clean", key).inc(value)
+        yield from _bundle_stats(self.per_lang, windowed=True)
+
+
+def shard_counts(lang_stats: tuple[str, Stats], shard_chars: int) -> tuple[str, int]:
+    """Output files of a language from the characters read: known before cleaning starts, so
+    cleaning, keying and the shard GroupByKey fuse into one stage (no extra pass over the docs)."""
+    lang, counters = lang_stats
+    return lang, math.ceil(counters.get("_chars_read", 0) / shard_chars)
+
+
+def part_name(shard: int, shards: int) -> str:
+    return f"part-{shard:05d}-of-{shards:05d}.jsonl.zst"
+
+
+def write_shard(url: str, records: Sequence[tuple[str, str, str]], level: int) -> dict:
+    """Write (id, lang, text) records as zstd JSONL; returns {docs, bytes, sha256} of the file."""
+    digest, size = hashlib.sha256(), 0
+    with io.atomic_write(url, "wb", compression=None) as f:
+
+        class _Hashing:  # zstd writes through this to hash the bytes on their way out
+            def write(self, data):
+                nonlocal size
+                digest.update(data)
+                size += len(data)
+                return f.write(data)
+
+        with zstandard.ZstdCompressor(level=level).stream_writer(_Hashing(), closefd=False) as z:
+            for doc_id, lang, text in records:
+                line = json.dumps({"id": doc_id, "lang": lang, "text": text}, ensure_ascii=False)
+                z.write(line.encode("utf-8") + b"\n")
+    return {"docs": len(records), "bytes": size, "sha256": digest.hexdigest()}
+
+
+class WriteShards(beam.DoFn):
+    """((lang, shard), tagged items) -> one output file, sorted by ref; yields (lang, stats)."""
+
+    def __init__(self, cfg: CleanConfig, output: str):
+        self.cfg, self.output = cfg, output
+
+    def process(self, group, shards: dict[str, int]):
+        (lang, shard), items = group
+        docs = [
+            Document(ref, lang, tuple(text.split("\n")), ())  # paragraphs hold no newline
+            for tag, v in items
+            if tag == "docs"
+            for ref, lang, text in v
+        ]
+        drops = [d for tag, v in items if tag == "drops" for d in v]
+        counters: Stats = {}
+        records = dedup.apply_drops(docs, drops, rule_context(lang, self.cfg), counters)
+        name = part_name(shard, shards[lang])
+        info = write_shard(io.join(self.output, lang, name), records, self.cfg.zstd_level)
+        counters[f"_file/{lang}/{name}"] = info
+        yield lang, counters
+
+
+class MergeStats(beam.CombineFn):
+    """Sum flat counters; non-integer values (file facts) are unique per key and just kept."""
+
+    def create_accumulator(self) -> Stats:
+        return {}
+
+    def add_input(self, acc: Stats, counters: Stats) -> Stats:
+        for key, value in counters.items():
+            acc[key] = acc.get(key, 0) + value if isinstance(value, int) else value
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[Stats]) -> Stats:
+        merged: Stats = {}
+        for acc in accs:
+            self.add_input(merged, acc)
+        return merged
+
+    def extract_output(self, acc: Stats) -> Stats:
+        return acc
+
+
+class Admit(beam.DoFn):
+    """Keep the first max_docs_per_lang documents per language by (file, position)."""
+
+    def process(self, batch: list[tuple], limits: dict[str, tuple[int, int]]):
+        over: dict[str, Stats] = {}
+        admitted = []
+        for record in batch:
+            lang, source, position = record[:3]
+            if (source, position) <= limits[lang]:
+                admitted.append(record)
+            else:
+                count(over.setdefault(lang, {}), "docs_over_cap")
+        if admitted:
+            yield admitted
+        yield from _bundle_stats(over)
+
+
+def _positions(batch: list[tuple]) -> Iterable[tuple[str, tuple[int, int]]]:
+    for lang, source, position in (record[:3] for record in batch):
+        yield lang, (source, position)
+
+
+def _last_admitted(kv):
+    return kv[0], max(kv[1])
+
+
+def _drops_by_shard(lang_drops: tuple[str, list], shards: dict[str, int]):
+    lang, drops = lang_drops
+    by_shard: dict[int, list] = {}
+    for drop in drops:
+        by_shard.setdefault(dedup.shard_of(drop[0][0], shards[lang]), []).append(drop)
+    return (((lang, shard), ("drops", v)) for shard, v in by_shard.items())
+
+
+def _shard_markers(lang_shards: tuple[str, int]):
+    """One empty item per shard, so every part file is written even if no document lands in it."""
+    lang, n = lang_shards
+    return (((lang, shard), ("shard", None)) for shard in range(n))
+
+
+def write_stats(per_lang: list[tuple[str, Stats]], output: str, languages: Sequence[str]) -> dict:
+    """stats.json from the merged counters; returns it. See stats_document for the layout."""
+    document = stats_document(dict(per_lang), languages)
+    io.write_json(io.join(output, "stats.json"), document)
+    return document
+
+
+def build(p: beam.Pipeline, files: list[InputFile], cfg: CleanConfig, output: str) -> None:
+    """Add the cleaning graph to pipeline `p`."""
+    languages = cfg.language_set()
+    read = (
+        p
+        | "Files" >> beam.Create(files)
+        | "Read" >> beam.ParDo(ReadFile(cfg, languages)).with_outputs("stats", main="docs")
+    )
+    raw = read.docs | "Redistribute" >> beam.Reshuffle()
+    stats = []
+    if cfg.max_docs_per_lang:
+        limits = (
+            raw
+            | "Positions" >> beam.FlatMap(_positions)
+            | "FirstPositions" >> beam.combiners.Top.SmallestPerKey(cfg.max_docs_per_lang)
+            | "LastAdmitted" >> beam.Map(_last_admitted)
+        )
+        admitted = raw | "Admit" >> beam.ParDo(Admit(), beam.pvalue.AsDict(limits)).with_outputs(
+            "stats", main="docs"
+        )
+        raw = admitted.docs
+        stats.append(admitted.stats)
+    read_stats = read.stats | "MergeReadStats" >> beam.CombinePerKey(MergeStats())
+    shard_counts_pc = read_stats | "ShardCounts" >> beam.Map(shard_counts, cfg.shard_chars)
+    shards = beam.pvalue.AsDict(shard_counts_pc)
+    cleaned = raw | "Clean" >> beam.ParDo(CleanDocuments(cfg), shards).with_outputs(
+        "stats", "dedup", main="docs"
+    )
+    drops = cleaned.dedup | "Dedup" >> dedup.ExactDedup(
+        boilerplate_min_docs=cfg.boilerplate_min_docs
+    )
+    written = (
+        (
+            cleaned.docs,
+            drops | "DropsByShard" >> beam.FlatMap(_drops_by_shard, shards),
+            shard_counts_pc | "ShardMarkers" >> beam.FlatMap(_shard_markers),
+        )
+        | "FlattenForShards" >> beam.Flatten()
+        | "GroupByShard" >> beam.GroupByKey()
+        | "WriteShards" >> beam.ParDo(WriteShards(cfg, output), shards)
+    )
+    (
+        (read_stats, *stats, cleaned.stats, written)
+        | "FlattenStats" >> beam.Flatten()
+        | "MergeStats" >> beam.CombinePerKey(MergeStats())
+        | "AllStats" >> beam.combiners.ToList()
+        | "WriteStats" >> beam.Map(write_stats, output, sorted(languages or ()))
+    )
+
+
+def _remove_stale_parts(output: str, document: dict) -> None:
+    """Part files of an earlier run into the same directory that this run did not write."""
+    fs, root = io.url_to_fs(output)
+    for path in fs.glob(f"{root}/*/part-*-of-*.jsonl.zst"):
+        lang, name = path.rstrip("/").split("/")[-2:]
+        if name not in document["languages"].get(lang, {}).get("shards", {}):
+            fs.rm(path)
+
+
+def run_clean(
+    inputs: Sequence[str],
+    output: str,
+    cfg: CleanConfig,
+    beam_args: Sequence[str] = (),
+    workers: int | None = None,
+) -> dict:
+    """Run the job end to end: validate, clean, then stats.json and manifest.json; returns stats.
+
+    Inputs and language codes are checked before any work, so a typo fails in a second.
+    """
+    if cfg.langid:
+        check_langid_available()
+    files = plan_inputs(list(inputs), cfg.language_set())
+    io.makedirs(output)
+    manifest_url = io.join(output, MANIFEST)
+    if io.exists(manifest_url):  # from here on the directory is not a complete artifact
+        io.url_to_fs(manifest_url)[0].rm(io.url_to_fs(manifest_url)[1])
+    with beam.Pipeline(options=options.pipeline_options(beam_args, workers=workers)) as p:
+        build(p, files, cfg, output)
+    document = io.read_json(io.join(output, "stats.json"))
+    check_accounting(document)
+    _remove_stale_parts(output, document)
+    manifest_files = {
+        f"{lang}/{name}": info
+        for lang, entry in document["languages"].items()
+        for name, info in entry["shards"].items()
+    }
+    stats_url = io.join(output, "stats.json")
+    manifest_files["stats.json"] = {
+        "bytes": io.file_size(stats_url),
+        "sha256": io.sha256_file(stats_url),
+    }
+    write_manifest(
+        output,
+        "clean-corpus",
+        FORMAT_VERSION,
+        options={**config_to_dict(cfg), "inputs": [f.url for f in files]},
+        files=manifest_files,
+        extra={"languages": sorted(document["languages"]), "totals": document["totals"]},
+    )
+    return document
+
+
+if __name__ == "__main__":
+    from pipelines.cli import main
+
+    main()

@@ -1,0 +1,164 @@
+"""Exact deduplication within each language: whole documents and paragraphs, as a Beam join.
+
+Keys are cc_net's paragraph hashes (`rules.dedup_hash`) and, for whole documents, a hash of those
+(`rules.content_hash`), both scoped by language. A GroupByKey gathers every occurrence of a key;
+the occurrence with the smallest (document ref, paragraph index) survives, where ref =
+(id, source file, position). That rule needs no global state, so it gives the same survivors on 1
+worker or 1000. It is also consistent: the document that survives a whole-document group is the
+smallest ref, so it also owns every paragraph it shares with its duplicates.
+
+A paragraph found in `boilerplate_min_docs` documents or more is no content worth one copy:
+cookie notices, share buttons, signatures. It is dropped from all of them as `boilerplate`, the
+language-agnostic way to catch boilerplate written in words.
+
+Only the losers travel further, as drops (ref, paragraph index or WHOLE, reason), to be applied
+where the documents are grouped into output shards (`apply_drops`). In Beam, keys travel in
+lists per hash bucket (`ExactDedup`); in one process, `drops_in_memory` does the same.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+
+import apache_beam as beam
+
+from pipelines.rules import Document, RuleContext, Stats, content_hash, count, remove, too_short
+
+DOCUMENT, PARAGRAPH = 0, 1
+WHOLE = -1
+"""Paragraph index of a drop that removes the whole document."""
+DUPLICATE, BOILERPLATE = "duplicate", "boilerplate"
+
+Ref = tuple[str, int, int]
+Occurrence = tuple[Ref, int]
+Drop = tuple[Ref, int, str]
+
+
+def dedup_keys(doc: Document, *, paragraphs: bool = True, documents: bool = True) -> Iterator:
+    """((lang, kind, hash), (ref, index)) for the document and each of its paragraphs."""
+    if documents:
+        yield (doc.lang, DOCUMENT, content_hash(doc.hashes)), (doc.ref, WHOLE)
+    if paragraphs:
+        for index, h in enumerate(doc.hashes):
+            yield (doc.lang, PARAGRAPH, h), (doc.ref, index)
+
+
+def losers(occurrences: Iterable[Occurrence]) -> Iterator[Occurrence]:
+    """Every occurrence but the smallest; iterates twice (Beam's grouped values allow it)."""
+    survivor = min(occurrences)
+    return (o for o in occurrences if o != survivor)
+
+
+def in_many_documents(occurrences: Iterable[Occurrence], min_docs: int) -> bool:
+    """Whether the occurrences span at least `min_docs` documents (stops counting there)."""
+    refs: set[Ref] = set()
+    for ref, _ in occurrences:
+        refs.add(ref)
+        if len(refs) >= min_docs:
+            return True
+    return False
+
+
+def group_drops(key: tuple, occurrences: Iterable[Occurrence], boilerplate_min_docs: int = 0):
+    """Drops of one key's group: all of a widespread paragraph, else all but the survivor."""
+    if key[1] == PARAGRAPH and boilerplate_min_docs > 1:
+        if in_many_documents(occurrences, boilerplate_min_docs):
+            return ((ref, index, BOILERPLATE) for ref, index in occurrences)
+    return ((ref, index, DUPLICATE) for ref, index in losers(occurrences))
+
+
+def shard_of(doc_id: str, shards: int) -> int:
+    """Output shard of a document: its id's leading 64 bits modulo the language's shard count."""
+    return int(doc_id[:16], 16) % shards
+
+
+def apply_drops(
+    docs: Iterable[Document], drops: Iterable[Drop], ctx: RuleContext, stats: Stats
+) -> list[tuple[str, str, str]]:
+    """(id, lang, text) of the survivors, sorted by ref; removals counted in `stats`.
+
+    A document left with no paragraph is removed as boilerplate if that is all it lost, else as
+    duplicate_paragraphs; one left shorter than min_doc_chars as too_short (cc_net also applies
+    its length bound after deduplication).
+    """
+    dropped: dict[Ref, dict[int, str]] = {}
+    for ref, index, reason in drops:
+        dropped.setdefault(ref, {})[index] = reason
+    out = []
+    for doc in sorted(docs, key=lambda d: d.ref):
+        lost = dropped.get(doc.ref, {})
+        if WHOLE in lost:
+            remove(stats, "duplicate_doc", len(doc.paragraphs))
+            continue
+        kept = [p for i, p in enumerate(doc.paragraphs) if i not in lost]
+        for reason in lost.values():
+            count(stats, f"paragraphs_removed/{_paragraph_reason(reason)}")
+        if not kept:
+            only_boilerplate = set(lost.values()) == {BOILERPLATE}
+            remove(stats, "boilerplate" if only_boilerplate else "duplicate_paragraphs", 0)
+            continue
+        if lost and too_short(kept, ctx):
+            remove(stats, "too_short", len(kept))
+            continue
+        text = "\n".join(kept)
+        count(stats, "docs_out")
+        count(stats, "paragraphs_out", len(kept))
+        count(stats, "chars_out", len(text))
+        out.append((doc.id, doc.lang, text))
+    return out
+
+
+def _paragraph_reason(reason: str) -> str:
+    return "duplicate_paragraph" if reason == DUPLICATE else reason
+
+
+def drops_of(entries: Iterable[tuple[tuple, Occurrence]], boilerplate_min_docs: int = 0) -> list:
+    """All drops among (key, occurrence) entries, grouped here in memory by key."""
+    groups: dict[tuple, list[Occurrence]] = {}
+    for key, occurrence in entries:
+        groups.setdefault(key, []).append(occurrence)
+    return [
+        drop
+        for key, group in groups.items()
+        if len(group) > 1
+        for drop in group_drops(key, group, boilerplate_min_docs)
+    ]
+
+
+def drops_in_memory(docs: Sequence[Document], *, boilerplate_min_docs: int = 0, **which) -> list:
+    """The same drops as `ExactDedup`, computed in one process (for the benchmark's plain loop)."""
+    entries = (entry for doc in docs for entry in dedup_keys(doc, **which))
+    return drops_of(entries, boilerplate_min_docs)
+
+
+def bucket_of(key: tuple, buckets: int) -> int:
+    """Dedup bucket of a (lang, kind, hash) key: a group of keys small enough for memory."""
+    return key[2] % buckets
+
+
+def _bucket_drops(group: tuple[tuple, Iterable[list]], boilerplate_min_docs: int):
+    (lang, _), lists = group
+    drops = drops_of(itertools.chain.from_iterable(lists), boilerplate_min_docs)
+    if drops:
+        yield lang, drops
+
+
+class ExactDedup(beam.PTransform):
+    """((lang, bucket), [(key, occurrence)...]) -> (lang, [drops]): a GroupByKey per bucket.
+
+    Keys are spread over buckets by hash, so every occurrence of a key meets in one bucket, and
+    the bucket is deduplicated in memory. Sending lists rather than one element per paragraph
+    keeps Beam's per-element cost off the hot path; more buckets keep each one small.
+    """
+
+    def __init__(self, *, boilerplate_min_docs: int = 0):
+        super().__init__()
+        self.boilerplate_min_docs = boilerplate_min_docs
+
+    def expand(self, entries):
+        return (
+            entries
+            | "GroupByBucket" >> beam.GroupByKey()
+            | "Drops" >> beam.FlatMap(_bucket_drops, self.boilerplate_min_docs)
+        )
