@@ -13,6 +13,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator, Sequence
+from io import BufferedReader
 from typing import IO, Any
 
 import fsspec
@@ -66,7 +67,10 @@ def open_file(url: str, mode: str = "rb", compression: str | None = "infer") -> 
         if parent:
             fs.makedirs(parent, exist_ok=True)
     kwargs = {"encoding": "utf-8"} if "b" not in mode else {}
-    return fsspec.open(str(url), mode, compression=compression, **kwargs).open()
+    f = fsspec.open(str(url), mode, compression=compression, **kwargs).open()
+    if mode == "rb" and not hasattr(f, "peek"):  # zstandard's reader lacks readline: buffer it
+        f = BufferedReader(f, _CHUNK)
+    return f
 
 
 @contextlib.contextmanager

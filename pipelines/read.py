@@ -18,7 +18,6 @@ import posixpath
 import re
 import zlib
 from collections.abc import Iterable, Iterator
-from io import BufferedReader
 from typing import IO, NamedTuple
 
 import zstandard
@@ -87,8 +86,6 @@ def read_documents(
     """
     reader = _jsonl_documents if file.jsonl else _text_documents
     with io.open_file(file.url, "rb") as f:
-        if not hasattr(f, "peek"):  # zstandard's reader has no readline: buffer it
-            f = BufferedReader(f, _CHUNK)
         yield from reader(f, file, max_doc_bytes, languages)
 
 

@@ -82,3 +82,11 @@ def test_sha256_and_size(base):
     assert io.file_size(url) == 3
     assert io.sha256_file(url).startswith("ba7816bf")
     assert io.exists(url) and not io.exists(io.join(base, "y.bin"))
+
+
+@pytest.mark.parametrize("ext", [".xz", ".zst", ".gz", ""])
+def test_binary_reads_support_readline(tmp_path, ext):
+    url = str(tmp_path / f"lines.txt{ext}")
+    io.write_text(url, "a\nb\n")
+    with io.open_file(url, "rb") as f:
+        assert f.readline() == b"a\n" and f.readline() == b"b\n" and f.readline() == b""
