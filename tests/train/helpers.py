@@ -1,0 +1,144 @@
+"""Helpers of the trainer tests: a tiny vocabulary and token shards in the real formats, runs.
+
+The text is the packaged sample corpus (mdeberta/resources/sample) when it is installed, else a
+small synthetic multilingual text; a vocabulary of a few hundred pieces is trained on it here.
+"""
+
+from __future__ import annotations
+
+import io as _io
+import lzma
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mdeberta import io, resources_path
+from mdeberta.manifest import write_manifest
+
+SEQ_LEN = 32
+torch.set_num_threads(1)  # 2 shared cores: more threads only contend
+REPO = Path(__file__).resolve().parents[2]
+TINY = str(REPO / "train" / "configs" / "tiny.toml")
+# quick settings on top of tiny.toml: a few steps, no bar, checkpoints often
+QUICK = ["steps=12", "log_interval=2", "checkpoint_interval=4", "progress_bar=false",
+         "warmup_steps=2", "export_at_end=false"]  # fmt: skip
+
+
+def sample_lines(max_lines: int = 3000) -> list[str]:
+    """Lines of the packaged sample corpus, or a synthetic text when it is not there yet."""
+    folder = resources_path("sample")
+    files = sorted(folder.glob("*.txt.xz")) if folder.is_dir() else []
+    lines: list[str] = []
+    for path in files[:6]:
+        with lzma.open(path, "rt", encoding="utf-8") as f:
+            lines += [
+                line.strip()
+                for line, _ in zip(f, range(max_lines // 6), strict=False)
+                if line.strip()
+            ]
+    if lines:
+        return lines
+    rng = random.Random(0)
+    words = (
+        "the cat sat on a mat . der Hund lief über die Wiese . le chat dort sur le lit . "
+        "el perro come pan . una casa grande y blanca . a dog and a cat play"
+    ).split()
+    return [
+        " ".join(rng.choice(words) for _ in range(rng.randint(5, 15))) for _ in range(max_lines)
+    ]
+
+
+def make_vocab(folder: Path, lines: list[str], vocab_size: int = 300) -> dict:
+    """spm.model + HF tokenizer files + a "vocabulary" manifest; returns the shards' vocab block."""
+    import sentencepiece as spm
+
+    from vocab.tokenizer import special_ids, write_tokenizer_files
+
+    model = _io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines), model_writer=model, vocab_size=vocab_size,
+        model_type="unigram", pad_id=0, bos_id=1, eos_id=2, unk_id=3, pad_piece="[PAD]",
+        bos_piece="[CLS]", eos_piece="[SEP]", unk_piece="[UNK]", seed_sentencepiece_size=5000,
+        hard_vocab_limit=False, minloglevel=2, num_threads=1,
+    )  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "spm.model").write_bytes(model.getvalue())
+    write_tokenizer_files(str(folder), model.getvalue())
+    pieces = spm.SentencePieceProcessor(model_proto=model.getvalue()).get_piece_size()
+    info = {
+        "sha256": io.sha256_file(str(folder / "spm.model")),
+        "url": str(folder),
+        "vocab_size": pieces + 1,
+        "special_ids": special_ids(pieces),
+    }
+    write_manifest(str(folder), "vocabulary", 1, {}, extra={
+        "spm_sha256": info["sha256"], "vocab_size": info["vocab_size"],
+        "special_ids": info["special_ids"]})  # fmt: skip
+    return info
+
+
+def pack(vocab_dir: Path, lines: list[str], seq_len: int = SEQ_LEN) -> list[np.ndarray]:
+    """[CLS] ... [SEP] rows cut from one token stream of all lines (as the shard pipeline)."""
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(vocab_dir / "spm.model"))
+    stream: list[int] = []
+    for ids in sp.encode(lines):
+        stream += ids + [2]
+    body = seq_len - 2
+    return [
+        np.array([1, *stream[i : i + body], 2], dtype=np.uint32)
+        for i in range(0, len(stream) - body + 1, body)
+    ]
+
+
+def run_train(data: str, output: str, *overrides: str, nproc: int = 1, check: bool = True,
+              timeout: int = 120) -> subprocess.CompletedProcess:  # fmt: skip
+    """`python -m train` (or torchrun with nproc processes) on tiny.toml in a subprocess."""
+    launcher = [sys.executable, "-m", "train"]
+    if nproc > 1:
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                    f"--nproc_per_node={nproc}", "-m", "train"]  # fmt: skip
+    args = ["--data", data, "--output", output, "--config", TINY]
+    for item in [*QUICK, *overrides]:
+        args += ["--set", item]
+    result = subprocess.run(
+        launcher + args, cwd=REPO, env=subprocess_env(), capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+    if check and result.returncode != 0:
+        raise AssertionError(f"training failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return result
+
+
+def subprocess_env() -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    env.pop("WORLD_SIZE", None)
+    return env
+
+
+def train_here(data: str, output: str, *overrides: str, vocab: str | None = None):
+    """Train in this process (no startup cost) on tiny.toml + QUICK + overrides; return metrics."""
+    from train.config import load_train_config
+    from train.metrics import read_metrics
+    from train.run import train
+
+    cfg = load_train_config(TINY, [*QUICK, *overrides])
+    train(data, output, cfg, vocab=vocab)
+    return read_metrics(output)
+
+
+def deterministic(rows: list[dict]) -> list[dict]:
+    """Metrics without the wall-clock fields."""
+    return [{k: v for k, v in r.items() if k not in ("tokens_per_s", "elapsed_s")} for r in rows]
+
+
+NO_DROPOUT = ("model.hidden_dropout_prob=0.0", "model.attention_probs_dropout_prob=0.0")
+
+
+REFERENCE = ("steps=24", "checkpoint_interval=4", "log_interval=2", "export_at_end=true")

@@ -1,0 +1,55 @@
+"""SIGKILL mid-run, rerun the same command: the run continues bit for bit (CPU)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.train.helpers import (
+    QUICK,
+    REFERENCE,
+    REPO,
+    TINY,
+    deterministic,
+    run_train,
+    subprocess_env,
+)
+from train.checkpoint import list_checkpoints
+from train.metrics import read_metrics
+
+
+def start(data: str, output: str) -> subprocess.Popen:
+    args = [sys.executable, "-m", "train", "--data", data, "--output", output, "--config", TINY]
+    for item in [*QUICK, *REFERENCE]:
+        args += ["--set", item]
+    return subprocess.Popen(args, cwd=REPO, env=subprocess_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)  # fmt: skip
+
+
+def kill_after_first_checkpoint(proc: subprocess.Popen, run: Path) -> None:
+    deadline = time.monotonic() + 120
+    while not list_checkpoints(str(run)) and time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"run ended before a checkpoint: {proc.stderr.read()[-2000:]}")
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def test_sigkill_then_resume_is_bit_identical(shards, reference_run, tmp_path):
+    run = tmp_path / "run"
+    proc = start(shards, str(run))
+    kill_after_first_checkpoint(proc, run)
+    assert proc.returncode == -signal.SIGKILL
+    steps_at_kill = [s for s, _ in list_checkpoints(str(run))]
+    assert steps_at_kill and steps_at_kill[-1] < 24 and not (run / "manifest.json").exists()
+
+    run_train(shards, str(run), *REFERENCE)  # the same command resumes
+
+    assert deterministic(read_metrics(str(run))) == deterministic(read_metrics(reference_run))
+    final = "checkpoints/step-00000024/model.safetensors"
+    assert (run / final).read_bytes() == (Path(reference_run) / final).read_bytes()
+    assert not list((run / "checkpoints").glob("*.partial"))

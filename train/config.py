@@ -1,0 +1,207 @@
+"""The training configuration: a TOML file (train/configs/*.toml) plus `--set key=value` overrides.
+
+    cfg = load_train_config("train/configs/tiny.toml", ["steps=20", "model.hidden_size=64"])
+
+Defaults follow the DeBERTa-v3 paper and the official code (docs/training.md lists the sources):
+15% masking with all [MASK], λ = 50, AdamW β (0.9, 0.98), ε 1e-6, weight decay 0.01, warm-up then
+linear decay, clipping at 1.0, a generator of the same width and half the depth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from mdeberta.config import ConfigError, check, load_config
+
+PRESETS = ("tiny", "xsmall", "small", "base", "large")
+
+
+@dataclass
+class ModelConfig:
+    """Discriminator size (a preset plus optional overrides) and the generator's depth."""
+
+    preset: str = "base"
+    """Size preset of mdeberta.model.DebertaConfig: tiny, xsmall, small, base (mDeBERTa-v3-base),
+    large."""
+    hidden_size: int | None = None
+    """Override the preset's width (shared by generator and discriminator)."""
+    num_hidden_layers: int | None = None
+    """Override the preset's discriminator depth."""
+    num_attention_heads: int | None = None
+    """Override the preset's attention heads (hidden_size must be a multiple)."""
+    intermediate_size: int | None = None
+    """Override the preset's feed-forward width."""
+    hidden_dropout_prob: float | None = None
+    """Override the dropout on embeddings and residual branches (preset: 0.1)."""
+    attention_probs_dropout_prob: float | None = None
+    """Override the dropout on attention probabilities (preset: 0.1)."""
+    position_buckets: int | None = None
+    """Override the relative-position buckets k (preset: 256)."""
+    max_relative_positions: int | None = None
+    """Override the distance at which the log buckets saturate (preset: 512)."""
+    max_position_embeddings: int | None = None
+    """Override the longest input the model is built for (preset: 512; >= the shards' seq_len)."""
+    generator_layers: int | None = None
+    """Generator depth; None = half the discriminator's (DeBERTa-v3), at least 1."""
+    vocab_multiple: int = 128
+    """Round the embedding rows up to a multiple of this (tensor-core friendly); the extra rows are
+    never sampled as replacements. The tokenizer's size comes from the shards' manifest."""
+
+    def __post_init__(self) -> None:
+        check(self.preset in PRESETS, f"model.preset must be one of {PRESETS}, got {self.preset!r}")
+        check(
+            self.generator_layers is None or self.generator_layers >= 1,
+            "model.generator_layers must be >= 1 (or unset for half depth), "
+            f"got {self.generator_layers}",
+        )
+        check(
+            self.vocab_multiple >= 1,
+            f"model.vocab_multiple must be >= 1, got {self.vocab_multiple}",
+        )
+        from mdeberta.model import DebertaConfig  # validates the overrides against the preset
+
+        try:
+            DebertaConfig.preset(self.preset, **self.overrides())
+        except ConfigError as e:
+            raise ConfigError(f"model: {e}") from None
+
+    def overrides(self) -> dict:
+        names = (
+            "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+            "hidden_dropout_prob", "attention_probs_dropout_prob", "position_buckets",
+            "max_relative_positions", "max_position_embeddings",
+        )  # fmt: skip
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs besides its data and output directories."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """Model sizes: [model] table in TOML, model.<key>=... with --set."""
+    sharing: Literal["gdes", "es", "nes"] = "gdes"
+    """Embedding sharing: gdes (E_D = stopgrad(E_G) + E_delta), es (one table), nes (separate)."""
+    mask_prob: float = 0.15
+    """Fraction of the non-special tokens of each sequence selected for prediction."""
+    mask_policy: Literal["mask", "80-10-10"] = "mask"
+    """What the generator sees at selected tokens: all [MASK] (official v3) or BERT's 80/10/10."""
+    rtd_weight: float = 50.0
+    """λ in loss = MLM + λ·RTD (ELECTRA and the v3 paper: 50; the official code's default: 10)."""
+    decoupled: bool = False
+    """Official decoupled mode: separate optimizers; G steps on MLM, then D on λ·RTD (seeing the
+    updated E_G)."""
+    lr: float = 1e-4
+    """Peak learning rate (of both models in joint mode; of the generator in decoupled mode)."""
+    discriminator_lr: float | None = None
+    """Decoupled mode only: the discriminator's peak learning rate; None = lr."""
+    adam_beta1: float = 0.9
+    """AdamW β1."""
+    adam_beta2: float = 0.98
+    """AdamW β2 (the DeBERTa papers' 0.98; the official code's default is 0.999)."""
+    adam_eps: float = 1e-6
+    """AdamW ε."""
+    weight_decay: float = 0.01
+    """Decoupled weight decay; biases and LayerNorm weights get none (E_delta does get it)."""
+    warmup_steps: int = 10000
+    """Steps of linear warm-up to the peak learning rate, then linear decay to 0 at `steps`."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this (0 disables); per optimizer in decoupled mode."""
+    steps: int = 100000
+    """Optimizer steps to train."""
+    batch_size: int = 256
+    """Global batch: sequences per optimizer step over all processes and accumulation steps."""
+    micro_batch_size: int = 32
+    """Sequences per process per forward; batch_size / (micro_batch_size * processes) is the number
+    of gradient-accumulation steps and must be a whole number."""
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    """auto = bf16 autocast on GPU, fp32 on CPU. Weights and optimizer states are always fp32."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """auto = CUDA when available (one GPU per process, from LOCAL_RANK), else CPU."""
+    seed: int = 0
+    """Seeds model initialisation, data order, masks, replacement sampling and dropout."""
+    num_workers: int = 0
+    """DataLoader worker processes per rank (the order of samples does not depend on it)."""
+    log_interval: int = 10
+    """Write a metrics.jsonl line (averaged over this many steps) every this many steps."""
+    checkpoint_interval: int = 1000
+    """Save a checkpoint every this many steps (a multiple of log_interval), and at the end."""
+    keep_checkpoints: int = 3
+    """Keep the last K checkpoints; older ones are deleted once a newer one is complete."""
+    init_from: str | None = None
+    """Continue pretraining from a Hugging Face model dir (see docs/training.md: how E_G, E_delta
+    and the generator are initialised), or from an export of this trainer (discriminator/ and
+    generator/)."""
+    export_at_end: bool = True
+    """Export hf/discriminator and hf/generator into the run directory when training finishes."""
+    progress_bar: bool = True
+    """Show a tqdm progress bar (rank 0) with the losses and tokens/s."""
+
+    def __post_init__(self) -> None:
+        check(0 < self.mask_prob < 1, f"mask_prob must be in (0, 1), got {self.mask_prob}")
+        check(self.rtd_weight > 0, f"rtd_weight must be > 0, got {self.rtd_weight}")
+        check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        check(
+            self.discriminator_lr is None or self.discriminator_lr > 0,
+            f"discriminator_lr must be > 0 or unset, got {self.discriminator_lr}",
+        )
+        check(
+            self.discriminator_lr is None or self.decoupled,
+            "discriminator_lr needs decoupled=true (joint mode has one optimizer and one lr)",
+        )
+        check(
+            not (self.decoupled and self.sharing == "es"),
+            "decoupled=true cannot be used with sharing='es': one table trained by both losses "
+            "would get its RTD gradient dropped by the generator's optimizer; use gdes or nes",
+        )
+        for name in ("adam_beta1", "adam_beta2"):
+            value = getattr(self, name)
+            check(0 <= value < 1, f"{name} must be in [0, 1), got {value}")
+        check(self.adam_eps > 0, f"adam_eps must be > 0, got {self.adam_eps}")
+        check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        check(self.grad_clip >= 0, f"grad_clip must be >= 0 (0 disables), got {self.grad_clip}")
+        check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
+        check(
+            0 <= self.warmup_steps <= self.steps,
+            f"warmup_steps must be in [0, steps={self.steps}], got {self.warmup_steps}",
+        )
+        check(
+            self.micro_batch_size >= 1,
+            f"micro_batch_size must be >= 1, got {self.micro_batch_size}",
+        )
+        check(
+            self.batch_size >= self.micro_batch_size
+            and self.batch_size % self.micro_batch_size == 0,
+            f"batch_size ({self.batch_size}) must be a multiple of micro_batch_size "
+            f"({self.micro_batch_size})",
+        )
+        check(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
+        check(self.log_interval >= 1, f"log_interval must be >= 1, got {self.log_interval}")
+        check(
+            self.checkpoint_interval >= 1 and self.checkpoint_interval % self.log_interval == 0,
+            f"checkpoint_interval ({self.checkpoint_interval}) must be a positive multiple of "
+            f"log_interval ({self.log_interval}), so a resumed run logs the same averages",
+        )
+        check(
+            self.keep_checkpoints >= 1,
+            f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}",
+        )
+
+    def accumulation_steps(self, world_size: int) -> int:
+        """Micro-batches per process per optimizer step; a ConfigError if it is not whole."""
+        per_step = self.micro_batch_size * world_size
+        check(
+            self.batch_size % per_step == 0,
+            f"batch_size ({self.batch_size}) must be a multiple of micro_batch_size "
+            f"({self.micro_batch_size}) x processes ({world_size})",
+        )
+        return self.batch_size // per_step
+
+
+def load_train_config(path: str | None = None, overrides: list[str] | tuple = ()) -> TrainConfig:
+    """TOML file (optional) then key=value overrides; a ConfigError names the bad key or value."""
+    return load_config(TrainConfig, path, list(overrides))
+
+
+__all__ = ["ConfigError", "ModelConfig", "TrainConfig", "load_train_config"]

@@ -1,0 +1,151 @@
+"""Training metrics: metrics.jsonl, a tqdm progress bar, TensorBoard when installed, curves.png.
+
+One JSON object per logged step (rank 0 writes), averaged over the steps since the previous line:
+
+    step, tokens, lr, loss, mlm_loss, mlm_accuracy, rtd_loss, rtd_accuracy, replaced_fraction,
+    grad_norm (joint) or grad_norm_generator / grad_norm_discriminator (decoupled),
+    tokens_per_s, elapsed_s
+
+Everything except tokens_per_s and elapsed_s is deterministic, so an interrupted and resumed run
+writes the same lines as an uninterrupted one (the tests compare them).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from typing import Any
+
+from mdeberta import io
+
+METRICS = "metrics.jsonl"
+CURVES = "curves.png"
+TIMING_KEYS = ("tokens_per_s", "elapsed_s")
+
+
+class MetricsLogger:
+    """Accumulates per-step values, writes averaged lines every `interval` steps (rank 0 only)."""
+
+    def __init__(self, run_dir: str, *, interval: int, total_steps: int, start_step: int = 0,
+                 enabled: bool = True, progress_bar: bool = True) -> None:  # fmt: skip
+        self.path = io.join(run_dir, METRICS)
+        self.interval = interval
+        self.enabled = enabled
+        self.sums: dict[str, float] = defaultdict(float)
+        self.count = 0
+        self.window_tokens = 0
+        self.window_start = time.perf_counter()
+        self.run_start = time.perf_counter()
+        self.bar = _progress_bar(total_steps, start_step) if enabled and progress_bar else None
+        self.board = _tensorboard(run_dir) if enabled else None
+        if enabled:
+            truncate_metrics(self.path, start_step)
+
+    def update(self, step: int, tokens: int, step_tokens: int, values: dict[str, float]) -> None:
+        """Record one optimizer step's global values; log when the interval is reached."""
+        for key, value in values.items():
+            self.sums[key] += float(value)
+        self.count += 1
+        self.window_tokens += step_tokens
+        if self.bar is not None:
+            self.bar.update(1)
+        if step % self.interval == 0:
+            self._write(step, tokens)
+
+    def _write(self, step: int, tokens: int) -> None:
+        now = time.perf_counter()
+        line: dict[str, Any] = {"step": step, "tokens": tokens}
+        line.update({k: v / self.count for k, v in sorted(self.sums.items())})
+        line["tokens_per_s"] = self.window_tokens / max(now - self.window_start, 1e-9)
+        line["elapsed_s"] = now - self.run_start
+        self.sums.clear()
+        self.count = 0
+        self.window_tokens = 0
+        self.window_start = now
+        if not self.enabled:
+            return
+        with io.open_file(self.path, "a", compression=None) as f:
+            f.write(json.dumps(line) + "\n")
+        if self.bar is not None:
+            self.bar.set_postfix(
+                mlm=f"{line['mlm_loss']:.3f}", rtd=f"{line['rtd_loss']:.3f}",
+                acc=f"{line['rtd_accuracy']:.3f}", tok_s=f"{line['tokens_per_s']:.0f}",
+            )  # fmt: skip
+        if self.board is not None:
+            for key, value in line.items():
+                if key != "step":
+                    self.board.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.board is not None:
+            self.board.close()
+
+
+def _progress_bar(total: int, start: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+
+
+def _tensorboard(run_dir: str):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    if not io.is_local(run_dir):
+        return None
+    return SummaryWriter(io.join(run_dir, "tensorboard"))
+
+
+def read_metrics(run_dir: str) -> list[dict[str, Any]]:
+    path = io.join(run_dir, METRICS)
+    if not io.exists(path):
+        return []
+    return [json.loads(line) for line in io.read_text(path).splitlines() if line.strip()]
+
+
+def truncate_metrics(path: str, step: int) -> None:
+    """Drop lines logged after `step` (written after the checkpoint a resumed run starts from)."""
+    if not io.exists(path):
+        return
+    lines = [line for line in io.read_text(path).splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line)["step"] <= step]
+    if len(kept) != len(lines):
+        io.write_text(path, "".join(line + "\n" for line in kept))
+
+
+def plot_curves(run_dir: str, output: str | None = None) -> str:
+    """Plot losses, RTD accuracy, learning rate and throughput from metrics.jsonl to curves.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(run_dir)
+    if not rows:
+        raise FileNotFoundError(f"{io.join(run_dir, METRICS)}: no metrics to plot")
+    steps = [r["step"] for r in rows]
+    panels = [
+        ("MLM loss (generator)", ["mlm_loss"]),
+        ("RTD loss (discriminator)", ["rtd_loss"]),
+        ("accuracy", ["rtd_accuracy", "mlm_accuracy", "replaced_fraction"]),
+        ("learning rate", ["lr"]),
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2))
+    for ax, (title, keys) in zip(axes, panels, strict=True):
+        for key in keys:
+            if key in rows[0]:
+                ax.plot(steps, [r[key] for r in rows], label=key)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        if len(keys) > 1:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    output = output or io.join(run_dir, CURVES)
+    with io.open_file(output, "wb", compression=None) as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)
+    return output

@@ -1,0 +1,195 @@
+"""A training run end to end: run directory, resume, the loop, export and the run manifest.
+
+    {run}/run.json        resolved config, model configs, data and vocabulary fingerprints
+    {run}/metrics.jsonl   {run}/curves.png   {run}/checkpoints/   {run}/hf/{discriminator,generator}
+    {run}/manifest.json   (kind "run", written last when training completes)
+
+Rerunning the same command on a run directory with a checkpoint resumes from its latest one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import warnings
+from typing import Any
+
+import torch
+
+from mdeberta import io
+from mdeberta.config import ConfigError, config_to_dict
+from mdeberta.manifest import write_manifest
+from mdeberta.model import DebertaConfig
+from train import checkpoint as ckpt
+from train import distributed
+from train.build import build_model, build_optimizers, model_configs
+from train.config import TrainConfig
+from train.loop import Trainer
+from train.metrics import MetricsLogger, plot_curves, read_metrics
+
+RUN_INFO = "run.json"
+FORMAT_VERSION = 1
+# settings a resumed run may change; anything else must match the checkpoint's run
+MUTABLE = {"steps", "lr", "discriminator_lr", "warmup_steps", "grad_clip", "log_interval",
+           "checkpoint_interval", "keep_checkpoints", "num_workers", "progress_bar",
+           "export_at_end", "init_from", "device"}  # fmt: skip
+
+
+def load_model_configs(info: dict[str, Any]) -> tuple[DebertaConfig, DebertaConfig]:
+    return DebertaConfig(**info["discriminator"]), DebertaConfig(**info["generator"])
+
+
+def _new_run_info(cfg: TrainConfig, data: str, dataset, world_size: int) -> dict[str, Any]:
+    vocab = dataset.manifest["vocab"]
+    if cfg.init_from:
+        from train.pretrained import check_pretrained_vocab, pretrained_configs
+
+        check_pretrained_vocab(cfg.init_from, dataset.manifest, data)
+        disc, gen = pretrained_configs(
+            cfg.init_from, cfg.model.generator_layers, cfg.model.overrides()
+        )
+        if disc.pad_token_id != dataset.special_ids["pad"]:
+            raise ConfigError(f"--init-from {cfg.init_from}: pad id {disc.pad_token_id}, the "
+                              f"shards use {dataset.special_ids['pad']}")  # fmt: skip
+        if disc.vocab_size < dataset.vocab_size:
+            raise ConfigError(f"--init-from {cfg.init_from}: {disc.vocab_size} embedding rows "
+                              f"cannot hold the shards' {dataset.vocab_size} ids")  # fmt: skip
+    else:
+        disc, gen = model_configs(cfg, vocab, dataset.seq_len)
+    return {
+        "format_version": FORMAT_VERSION,
+        "config": config_to_dict(cfg),
+        "data": str(data),
+        "shards_manifest_sha256": dataset.manifest_sha256,
+        "seq_len": dataset.seq_len,
+        "vocab": vocab,
+        "world_size": world_size,
+        "discriminator": dataclasses.asdict(disc),
+        "generator": dataclasses.asdict(gen),
+    }
+
+
+def _check_resume(saved: dict[str, Any], cfg: TrainConfig, dataset, run_dir: str) -> None:
+    """A resumed run must read shards of the same vocabulary and keep its training settings."""
+    dataset.check_vocab(saved["vocab"]["sha256"])
+    if saved["shards_manifest_sha256"] != dataset.manifest_sha256:
+        raise ConfigError(
+            f"{run_dir} was trained on other token shards ({saved['data']}); its data position "
+            "means nothing in these. Use a new --output to train on them"
+        )
+    old, new = saved["config"], config_to_dict(cfg)
+    changed = sorted(k for k in old if k not in MUTABLE and old[k] != new.get(k))
+    if changed:
+        detail = ", ".join(f"{k}: {old[k]!r} -> {new.get(k)!r}" for k in changed)
+        raise ConfigError(
+            f"{run_dir} has a checkpoint made with other settings ({detail}). Resume with the "
+            f"run's config ({io.join(run_dir, RUN_INFO)}) or use a new --output. Only "
+            f"{', '.join(sorted(MUTABLE))} may change on resume"
+        )
+
+
+def train(data: str, output: str, cfg: TrainConfig, *, vocab: str | None = None) -> str:
+    """Train (or resume) the run in `output` on the token shards in `data`; return `output`."""
+    from mdeberta.shard_reader import ShardDataset
+
+    env = distributed.setup(cfg.device)
+    try:
+        dataset = ShardDataset(
+            data, seed=cfg.seed, rank=env.rank, world_size=env.world_size,
+            batch_size=cfg.micro_batch_size,
+        )  # fmt: skip
+        if vocab is not None:
+            dataset.check_vocab(vocab)
+        cfg.accumulation_steps(env.world_size)  # fail on a bad split before any work
+        latest = ckpt.latest_checkpoint(output)
+        info_url = io.join(output, RUN_INFO)
+        if latest is not None:
+            info = io.read_json(info_url)
+            _check_resume(info, cfg, dataset, output)
+            info["config"] = config_to_dict(cfg)
+        else:
+            info = _new_run_info(cfg, data, dataset, env.world_size)
+        if env.is_main:
+            io.makedirs(output)
+            io.write_json(info_url, info)
+        env.barrier()
+        trainer = _build_trainer(cfg, info, dataset, env, output, latest)
+        logger = MetricsLogger(
+            output, interval=cfg.log_interval, total_steps=cfg.steps, start_step=trainer.step,
+            enabled=env.is_main, progress_bar=cfg.progress_bar,
+        )  # fmt: skip
+        try:
+            trainer.run(logger)
+        finally:
+            logger.close()
+        if env.is_main:
+            _finish(output, cfg, info, trainer, data)
+        env.barrier()
+    finally:
+        distributed.teardown()
+    return output
+
+
+def _build_trainer(cfg, info, dataset, env, output, latest) -> Trainer:
+    disc_cfg, gen_cfg = load_model_configs(info)
+    model = build_model(cfg, disc_cfg, gen_cfg, info["vocab"])
+    if latest is None and cfg.init_from:
+        from train.pretrained import init_from_pretrained
+
+        message = init_from_pretrained(model, cfg.init_from)
+        if env.is_main:
+            print(message, file=sys.stderr)
+    model.to(env.device)
+    optimizers, schedulers = build_optimizers(cfg, model)
+    torch.manual_seed(cfg.seed * 1000 + env.rank)  # dropout differs per rank, reproducibly
+    trainer = Trainer(cfg, model, optimizers, schedulers, dataset, env, output)
+    if latest is not None:
+        meta, mine = ckpt.load_checkpoint(
+            latest, model=model, optimizers=optimizers, schedulers=schedulers,
+            rank=env.rank, world_size=env.world_size,
+        )  # fmt: skip
+        trainer.step, trainer.tokens = meta["step"], meta["tokens"]
+        _apply_schedule(cfg, optimizers, schedulers)
+        trainer.start_position = (mine.epoch, mine.consumed)
+        ckpt.restore_rng(mine.rng)
+        if env.is_main:
+            ckpt.remove_partials(output)
+            print(f"resuming {output} from {latest} (step {meta['step']})", file=sys.stderr)
+    return trainer
+
+
+def _apply_schedule(cfg: TrainConfig, optimizers: list, schedulers: list) -> None:
+    """Peak rates from the current config, not the checkpoint's (so lr may change on resume);
+    the same arithmetic as LambdaLR.step, so an unchanged lr resumes bit for bit."""
+    peaks = [cfg.lr, cfg.discriminator_lr or cfg.lr][: len(optimizers)]
+    for optimizer, scheduler, peak in zip(optimizers, schedulers, peaks, strict=True):
+        scheduler.base_lrs = [peak for _ in optimizer.param_groups]
+        factor = scheduler.lr_lambdas[0](scheduler.last_epoch)
+        for group in optimizer.param_groups:
+            group["initial_lr"] = peak
+            group["lr"] = peak * factor
+        scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
+
+
+def _finish(output: str, cfg: TrainConfig, info: dict, trainer: Trainer, data: str) -> None:
+    """Curves, the HF export and the run manifest (last), on rank 0."""
+    plot_curves(output)
+    files = {}
+    if cfg.export_at_end:
+        from train.export import export_run
+
+        try:
+            files = export_run(output, io.join(output, "hf"))
+        except Exception as e:  # the checkpoints are safe; `mdeberta export` can retry
+            warnings.warn(f"export failed ({e}); run `mdeberta export {output}`", stacklevel=2)
+    metrics = read_metrics(output)
+    write_manifest(
+        output, "run", FORMAT_VERSION, config_to_dict(cfg),
+        inputs={"shards": data},
+        extra={
+            "steps": trainer.step, "tokens": trainer.tokens,
+            "world_size": trainer.dist.world_size, "exported": files,
+            "final_metrics": metrics[-1] if metrics else {},
+            "vocab": info["vocab"],
+        },
+    )  # fmt: skip
