@@ -13,7 +13,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator, Sequence
-from io import BufferedReader
+from io import BufferedReader, RawIOBase, TextIOWrapper
 from typing import IO, Any
 
 import fsspec
@@ -66,11 +66,60 @@ def open_file(url: str, mode: str = "rb", compression: str | None = "infer") -> 
         parent = os.path.dirname(path)
         if parent:
             fs.makedirs(parent, exist_ok=True)
+    if compression == "infer":
+        compression = fsspec.utils.infer_compression(str(url))
+    if compression == "zstd" and "r" in mode:
+        # fsspec's zstd reader returns a truncated stream's data, or nothing, without an error
+        raw = fsspec.open(str(url), "rb").open()
+        f = BufferedReader(_ZstdReader(raw, str(url)), _CHUNK)
+        return f if "b" in mode else TextIOWrapper(f, encoding="utf-8")
     kwargs = {"encoding": "utf-8"} if "b" not in mode else {}
-    f = fsspec.open(str(url), mode, compression=compression, **kwargs).open()
-    if mode == "rb" and not hasattr(f, "peek"):  # zstandard's reader lacks readline: buffer it
-        f = BufferedReader(f, _CHUNK)
-    return f
+    return fsspec.open(str(url), mode, compression=compression, **kwargs).open()
+
+
+class _ZstdReader(RawIOBase):
+    """Streaming zstd decompression (any number of frames) that fails on a truncated stream."""
+
+    def __init__(self, raw: IO[bytes], url: str):
+        import zstandard
+
+        self._raw, self._url, self._zstd = raw, url, zstandard
+        self._obj = zstandard.ZstdDecompressor().decompressobj()
+        self._pending = b""
+        self._started = False  # inside a frame: EOF now would mean truncation
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._pending:
+            chunk = self._raw.read(_CHUNK)
+            if not chunk:
+                if self._started and not self._obj.eof:
+                    raise EOFError(f"{self._url}: truncated zstd stream (the file ends mid-frame)")
+                return 0
+            self._pending = self._decompress(chunk)
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def _decompress(self, chunk: bytes) -> bytes:
+        out = []
+        while chunk:
+            try:
+                out.append(self._obj.decompress(chunk))
+            except self._zstd.ZstdError as e:
+                raise OSError(f"{self._url}: corrupt zstd data ({e})") from e
+            self._started = True
+            chunk = self._obj.unused_data if self._obj.eof else b""
+            if self._obj.eof and chunk:  # a further frame follows
+                self._obj = self._zstd.ZstdDecompressor().decompressobj()
+        return b"".join(out)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 @contextlib.contextmanager

@@ -90,3 +90,20 @@ def test_binary_reads_support_readline(tmp_path, ext):
     io.write_text(url, "a\nb\n")
     with io.open_file(url, "rb") as f:
         assert f.readline() == b"a\n" and f.readline() == b"b\n" and f.readline() == b""
+
+
+def test_truncated_zstd_fails_naming_the_file(tmp_path):
+    url = str(tmp_path / "part.jsonl.zst")
+    io.write_text(url, "".join(f'{{"id": {i}, "text": "x{i * 7}"}}\n' for i in range(5000)))
+    data = (tmp_path / "part.jsonl.zst").read_bytes()
+    (tmp_path / "part.jsonl.zst").write_bytes(data[: len(data) // 2])
+    with pytest.raises(EOFError, match="part.jsonl.zst"):
+        io.read_text(url)
+
+
+def test_multi_frame_zstd_reads_every_frame(tmp_path):
+    import zstandard
+
+    frames = [zstandard.ZstdCompressor().compress(f"frame {i}\n".encode()) for i in range(3)]
+    (tmp_path / "multi.zst").write_bytes(b"".join(frames))
+    assert io.read_text(str(tmp_path / "multi.zst")) == "frame 0\nframe 1\nframe 2\n"
