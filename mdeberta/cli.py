@@ -70,11 +70,12 @@ def _root(
 _register()
 
 
-def main() -> None:
-    """Run the CLI. Errors a user can fix (bad input, bad config, missing files) print one line
-    naming the problem instead of a traceback; MDEBERTA_TRACEBACK=1 shows the traceback."""
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI on `argv` (default: sys.argv). Errors a user can fix (bad input, bad config,
+    missing files) print one line naming the problem instead of a traceback; MDEBERTA_TRACEBACK=1
+    shows the traceback."""
     try:
-        app()
+        app(args=argv, prog_name="mdeberta")
     except (ValueError, OSError) as e:  # ConfigError, IncompleteArtifactError... derive from them
         if os.environ.get("MDEBERTA_TRACEBACK"):
             raise

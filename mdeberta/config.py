@@ -21,6 +21,7 @@ import dataclasses
 import difflib
 import functools
 import inspect
+import json
 import sys
 import textwrap
 import types
@@ -135,6 +136,16 @@ def from_dict(cls: type[T], data: dict[str, Any], source: str = "config", prefix
         return cls(**kwargs)
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None
+
+
+def flag_overrides(given: dict[str, Any], ctx: Any = None) -> list[str]:
+    """`key=value` overrides from command-line flags: those that are None are left out and, given
+    the click/typer context, so are those left at their default, so a TOML file's values stand."""
+
+    def explicit(key: str) -> bool:
+        return ctx is None or ctx.get_parameter_source(key).name != "DEFAULT"
+
+    return [f"{k}={json.dumps(v)}" for k, v in given.items() if v is not None and explicit(k)]
 
 
 def _parse_override(item: str) -> tuple[str, Any]:

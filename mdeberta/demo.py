@@ -234,9 +234,7 @@ def demo(
 
     Example: mdeberta demo --output demo/
     """
-    from mdeberta.config import load_config
+    from mdeberta.config import flag_overrides, load_config
 
-    flags = [f"output={json.dumps(output)}", f"steps={steps}", f"workers={workers}"]
-    if languages:
-        flags.append(f"languages={json.dumps(languages)}")
-    run_demo(load_config(DemoConfig, None, [*flags, *set_]), echo=typer.echo)
+    given = {"output": output, "steps": steps, "workers": workers, "languages": languages}
+    run_demo(load_config(DemoConfig, None, [*flag_overrides(given), *set_]), echo=typer.echo)

@@ -433,7 +433,9 @@ def run_clean(
     return document
 
 
-if __name__ == "__main__":
-    from pipelines.cli import main
+if __name__ == "__main__":  # python -m pipelines.clean: the same options as `mdeberta clean`
+    import sys
 
-    main()
+    from mdeberta.cli import main
+
+    main(["clean", *sys.argv[1:]])

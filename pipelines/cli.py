@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-from collections.abc import Sequence
 
 import typer
 
@@ -35,7 +32,7 @@ def clean(
 
     Example: mdeberta clean data/cc100/*.txt.xz --output clean/ --languages xnli --workers 2
     """
-    from mdeberta.config import load_config
+    from mdeberta.config import flag_overrides, load_config
     from pipelines.clean import CleanConfig, run_clean
 
     given = {
@@ -44,7 +41,7 @@ def clean(
         "on_bad_file": on_bad_file,
     }
     # --set wins over the flags, which win over the TOML file.
-    flags = [f"{k}={json.dumps(v)}" for k, v in given.items() if v is not None]
+    flags = flag_overrides(given)
     cfg = load_config(CleanConfig, config, [*flags, *set_])
     # Unknown options land in `inputs` too (it is variadic): the inputs are what precedes them.
     first = next((i for i, x in enumerate(inputs) if x.startswith("-")), len(inputs))
@@ -56,41 +53,3 @@ def clean(
 
 
 clean.context_settings = _EXTRA
-
-
-# `python -m pipelines.clean`: the same options through argparse, which leaves unknown ones to Beam
-
-
-def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipelines.clean",
-        description="Clean CC-100 files into a deduplicated corpus. Unknown options go to Beam.",
-    )
-    parser.add_argument("inputs", nargs="+", help="files, directories or globs (fsspec URLs)")
-    parser.add_argument("--output", required=True, help="output directory (fsspec URL)")
-    parser.add_argument("--languages", help="codes or a preset (all, xnli, xlmr)")
-    parser.add_argument("--max-docs-per-lang", type=int)
-    parser.add_argument("--on-bad-file", choices=("fail", "skip"))
-    parser.add_argument("--workers", type=int, help="local worker processes (default 1)")
-    parser.add_argument("--config", help="TOML file with CleanConfig settings")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    return parser.parse_known_args(argv)
-
-
-def config_from_args(args):
-    """CleanConfig from the TOML file, then the flags, then --set (the last word wins)."""
-    from mdeberta.config import load_config
-    from pipelines.clean import CleanConfig
-
-    names = ("languages", "max_docs_per_lang", "on_bad_file")
-    flags = [f"{n}={json.dumps(getattr(args, n))}" for n in names if getattr(args, n) is not None]
-    return load_config(CleanConfig, args.config, [*flags, *args.set])
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    from pipelines.clean import run_clean
-
-    args, rest = parse_args(sys.argv[1:] if argv is None else argv)
-    cfg = config_from_args(args)
-    document = run_clean(args.inputs, args.output, cfg, rest, workers=args.workers)
-    print(json.dumps(document["totals"], indent=2, sort_keys=True))

@@ -233,11 +233,9 @@ def run(cfg: ShardConfig, beam_argv: Sequence[str] = ()) -> dict:
     return manifest
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    from pipelines.shard_cli import command_app
+if __name__ == "__main__":  # python -m pipelines.shard: the same options as `mdeberta shard`
+    import sys
 
-    command_app()(args=argv)
+    from mdeberta.cli import main
 
-
-if __name__ == "__main__":
-    main()
+    main(["shard", *sys.argv[1:]])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import typer
 
@@ -33,7 +32,7 @@ def shard(
 
     Example: mdeberta shard --corpus clean/ --vocab vocab/ --output shards/ --workers 2
     """
-    from mdeberta.config import load_config
+    from mdeberta.config import flag_overrides, load_config
     from pipelines.shard import ShardConfig, run
 
     given = {
@@ -43,12 +42,7 @@ def shard(
         "overwrite": overwrite,
     }  # fmt: skip
     # Flags set on the command line win over the TOML file; --set wins over both.
-    source = ctx.get_parameter_source
-    flags = [
-        f"{k}={json.dumps(v)}"
-        for k, v in given.items()
-        if v is not None and (config is None or source(k).name != "DEFAULT")
-    ]
+    flags = flag_overrides(given, ctx if config else None)
     cfg = load_config(ShardConfig, config, [*flags, *set_])
     manifest = run(cfg, ctx.args)
     summary = {
@@ -65,14 +59,3 @@ def shard(
 
 
 shard.context_settings = _EXTRA
-
-
-def command_app() -> typer.Typer:
-    """A one-command app for `python -m pipelines.shard`."""
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    app.command(context_settings=_EXTRA)(shard)
-    return app
-
-
-if __name__ == "__main__":
-    command_app()(args=sys.argv[1:])

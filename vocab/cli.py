@@ -35,7 +35,7 @@ def build_vocab(
     Example: mdeberta build-vocab --corpus clean/ --output vocab/ --vocab-size 32000
     --sentences 1000000
     """
-    from mdeberta.config import load_config
+    from mdeberta.config import flag_overrides, load_config
     from vocab.build import build_vocab as run
     from vocab.config import VocabConfig
 
@@ -44,13 +44,8 @@ def build_vocab(
         "sentences": sentences, "seed": seed, "languages": languages, "max_passes": max_passes,
         "workers": workers, "compare": compare, "keep_sample": keep_sample,
     }  # fmt: skip
-    # Flags given on the command line win over the TOML file; --set wins over both.
-    source = ctx.get_parameter_source
-    flags = [
-        f"{k}={json.dumps(v)}"
-        for k, v in given.items()
-        if v is not None and (config is None or source(k).name != "DEFAULT")
-    ]
+    # Flags set on the command line win over the TOML file; --set wins over both.
+    flags = flag_overrides(given, ctx if config else None)
     cfg = load_config(VocabConfig, config, [*flags, *set_])
     manifest = run(cfg, list(ctx.args))
     summary = {

@@ -89,3 +89,17 @@ def test_bad_toml_names_file(tmp_path):
     path.write_text("steps = = 3")
     with pytest.raises(ConfigError, match="broken.toml"):
         load_config(Run, str(path))
+
+
+def test_flag_overrides_skip_unset_and_default_flags():
+    from mdeberta.config import flag_overrides
+
+    given = {"steps": 5, "name": None, "mode": "es"}
+    assert flag_overrides(given) == ["steps=5", 'mode="es"']
+
+    class Ctx:  # a click context: only "mode" was typed on the command line
+        def get_parameter_source(self, key):
+            return type("Source", (), {"name": "COMMANDLINE" if key == "mode" else "DEFAULT"})
+
+    assert flag_overrides(given, Ctx()) == ['mode="es"']
+    assert load_config(Run, overrides=flag_overrides(given)).mode == "es"

@@ -10,13 +10,13 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from mdeberta import io
+from mdeberta.cli import app
 from mdeberta.config import ConfigError, field_docs
 from mdeberta.manifest import IncompleteArtifactError, write_manifest
 from mdeberta.shards import ShardDataset, VocabMismatchError
 from pipelines.pack import pack_documents, permute_index
 from pipelines.sampling import sampling_probabilities
 from pipelines.shard import ShardConfig, run
-from pipelines.shard_cli import command_app
 
 SEQ_LEN = 24
 # Disjoint alphabets: the letters of a decoded sequence tell its language.
@@ -153,7 +153,7 @@ def test_bytes_identical_with_two_workers_via_the_cli(job, inputs, tmp_path):
             "--seq-len", str(SEQ_LEN), "--sequences-per-shard", "40", "--max-passes", "3",
             "--workers", "2", "--set", "bucket_chars=3000",
             "--direct_running_mode=multi_processing"]  # fmt: skip
-    result = CliRunner().invoke(command_app(), args)
+    result = CliRunner().invoke(app, ["shard", *args])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["capped_languages"] == ["sw"]
     m2 = io.read_json(f"{tmp_path}/manifest.json")
