@@ -64,7 +64,8 @@ def make_input(directory: Path, megabytes: float) -> int:
 
 
 def run_beam(inputs: list[str], output: str, workers: int) -> dict:
-    from pipelines.clean import CleanConfig, run_clean
+    from pipelines.clean import run_clean
+    from pipelines.clean_config import CleanConfig
 
     return run_clean(inputs, output, CleanConfig(), ["--direct_running_mode=multi_processing"],
                      workers=workers)  # fmt: skip
@@ -75,7 +76,8 @@ def run_loop(inputs: list[str], output: str) -> dict:
     import math
 
     from mdeberta import io
-    from pipelines.clean import CleanConfig, part_name, write_shard
+    from pipelines.clean import part_name, write_shard
+    from pipelines.clean_config import CleanConfig
     from pipelines.dedup import apply_drops, drops_in_memory, shard_of
     from pipelines.read import file_documents, plan_inputs
     from pipelines.rules import clean_document, rule_context, stats_document

@@ -54,7 +54,8 @@ def _dir(cfg: DemoConfig, name: str) -> str:
 
 
 def _clean(cfg: DemoConfig) -> dict:
-    from pipelines.clean import CleanConfig, run_clean
+    from pipelines.clean import run_clean
+    from pipelines.clean_config import CleanConfig
 
     inputs = [str(resources_path("sample", "*.txt.xz"))]
     stats = run_clean(

@@ -17,7 +17,8 @@ import zstandard
 from mdeberta import io, resources_path
 from mdeberta.languages import UnknownLanguageError
 from mdeberta.manifest import read_manifest
-from pipelines.clean import CleanConfig, run_clean
+from pipelines.clean import run_clean
+from pipelines.clean_config import CleanConfig
 from pipelines.options import beam_args
 from pipelines.rules import document_id, normalize_paragraph
 

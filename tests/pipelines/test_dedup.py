@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from pipelines.clean import CleanConfig
+from pipelines.clean_config import CleanConfig
 from pipelines.dedup import (
     BOILERPLATE,
     DUPLICATE,

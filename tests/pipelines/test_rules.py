@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mdeberta.config import ConfigError, load_config
-from pipelines.clean import CleanConfig
+from pipelines.clean_config import CleanConfig
 from pipelines.rules import (
     RawDocument,
     boilerplate,
