@@ -11,7 +11,7 @@ We write tokenizers' Unigram with byte_fallback=True, the model's precompiled ch
 SentencePiece's whitespace rules, and set `tokenizer_class` to PreTrainedTokenizerFast so
 AutoTokenizer (transformers 4 and 5) loads tokenizer.json exactly as written.
 
-Where the two can still differ (measured in docs/benchmarks/vocab.md; none on the sample corpus):
+Where the two can still differ (docs/benchmarks.md, build-vocab; none on the sample corpus):
 - exact ties: two best segmentations with the same pieces in another order have the same score;
   SentencePiece sums scores in float32, tokenizers in float64, so they may pick different ones;
 - tokenizers' Precompiled normalizer works per grapheme cluster and skips the charsmap's

@@ -6,7 +6,7 @@ the sentences themselves. Above INT32_MAX characters the trainer needs
 train_extremely_large_corpus, which switches to int64 (~36 bytes per character).
 
 The text term (TEXT_BYTES_PER_CHAR: the loaded sentences as UTF-8 strings, raw and normalized) is
-calibrated on one measurement (docs/benchmarks/vocab.md: 9.6 M characters of 87 languages, peak
+calibrated on one measurement (docs/benchmarks.md: 9.6 M characters of 87 languages, peak
 348 MiB, about 31 bytes per character in all), so the estimate errs on the side of refusing.
 """
 
