@@ -15,7 +15,6 @@ import typer
 # (command name, "module:attribute"): a function becomes a command, a typer.Typer a command group.
 COMMANDS: list[tuple[str, str]] = [
     # one line per command, in the order of the flow
-    ("demo", "mdeberta.demo:demo"),
     ("clean", "pipelines.cli:clean"),
     ("build-vocab", "vocab.cli:build_vocab"),
     ("shard", "pipelines.shard_cli:shard"),
@@ -24,6 +23,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("plot", "train.cli:plot"),
     ("analyze-embeddings", "train.cli:analyze_embeddings"),
     ("eval", "eval.cli:app"),
+    ("demo", "mdeberta.demo:demo"),
 ]
 
 app = typer.Typer(
