@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> None:
     shows the traceback."""
     try:
         app(args=argv, prog_name="mdeberta")
-    except (ValueError, OSError) as e:  # ConfigError, IncompleteArtifactError... derive from them
+    # ConfigError, IncompleteArtifactError, ... derive from these; FloatingPointError: a NaN loss
+    except (ValueError, OSError, FloatingPointError) as e:
         if os.environ.get("MDEBERTA_TRACEBACK"):
             raise
         typer.echo(f"mdeberta: error: {e}", err=True)

@@ -1,8 +1,8 @@
 """`python -m train` and `torchrun --nproc_per_node N -m train`: the `mdeberta train` command."""
 
-import typer
+import sys
 
-from train.cli import train
+from mdeberta.cli import main
 
 if __name__ == "__main__":
-    typer.run(train)
+    main(["train", *sys.argv[1:]])

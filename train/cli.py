@@ -9,30 +9,6 @@ import dataclasses
 
 import typer
 
-# errors a user can fix; shown as one line instead of a traceback
-_USER_ERRORS = (
-    "mdeberta.config:ConfigError",
-    "mdeberta.shards:VocabMismatchError",
-    "mdeberta.shards:ShardFormatError",
-    "mdeberta.manifest:IncompleteArtifactError",
-    "train.loop:TrainingDiverged",
-)
-
-
-def _user_errors() -> tuple[type, ...]:
-    import importlib
-
-    out = []
-    for target in _USER_ERRORS:
-        module, name = target.split(":")
-        out.append(getattr(importlib.import_module(module), name))
-    return tuple(out)
-
-
-def _fail(e: BaseException) -> None:
-    typer.echo(f"error: {e}", err=True)
-    raise typer.Exit(1)
-
 
 def train(
     data: str = typer.Option(..., "--data", help="Token-shards directory (local path or URL)."),
@@ -61,14 +37,10 @@ def train(
     from train.config import load_train_config
     from train.run import train as run_training
 
-    errors = _user_errors()
-    try:
-        cfg = load_train_config(config, list(set_))
-        if init_from:
-            cfg = dataclasses.replace(cfg, init_from=init_from)
-        run_training(data, output, cfg, vocab=vocab)
-    except errors as e:
-        _fail(e)
+    cfg = load_train_config(config, list(set_))
+    if init_from:
+        cfg = dataclasses.replace(cfg, init_from=init_from)
+    run_training(data, output, cfg, vocab=vocab)
 
 
 def export(
@@ -90,10 +62,7 @@ def export(
     """
     from train.export import export_run
 
-    try:
-        written = export_run(run_dir, output, checkpoint=checkpoint, tokenizer=tokenizer)
-    except (*_user_errors(), FileNotFoundError) as e:
-        _fail(e)
+    written = export_run(run_dir, output, checkpoint=checkpoint, tokenizer=tokenizer)
     typer.echo(f"step {written['step']}: {written['discriminator']}  {written['generator']}")
 
 
@@ -107,10 +76,7 @@ def plot(
     """
     from train.metrics import plot_curves
 
-    try:
-        typer.echo(plot_curves(run_dir, output))
-    except FileNotFoundError as e:
-        _fail(e)
+    typer.echo(plot_curves(run_dir, output))
 
 
 def analyze_embeddings(
@@ -125,10 +91,7 @@ def analyze_embeddings(
     """
     from train.analyze import analyze_runs, format_table
 
-    try:
-        rows = analyze_runs(runs)
-    except (*_user_errors(), FileNotFoundError) as e:
-        _fail(e)
+    rows = analyze_runs(runs)
     typer.echo(format_table(rows))
     if json_out:
         from mdeberta import io

@@ -30,7 +30,7 @@ from train.masking import MaskedBatch, mask_tokens
 STATS = ("mlm_sum", "mlm_correct", "rtd_sum", "rtd_correct", "replaced", "tokens", "masked")
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(FloatingPointError):
     """A non-finite loss or gradient norm; the run stops without saving over good checkpoints."""
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from mdeberta.config import ConfigError, field_docs
 from train.config import ModelConfig, TrainConfig, load_train_config
@@ -81,14 +80,24 @@ def test_accumulation_must_divide():
         cfg.accumulation_steps(3)
 
 
-def test_cli_reports_a_bad_config_in_one_line(tmp_path):
-    from mdeberta.cli import app
+def test_cli_reports_a_bad_config_in_one_line(tmp_path, capsys):
+    from mdeberta.cli import main
 
     bad = tmp_path / "bad.toml"
     bad.write_text("mask_prob = 2.0\n")
-    result = CliRunner().invoke(
-        app,
-        ["train", "--data", str(tmp_path), "--output", str(tmp_path / "r"), "--config", str(bad)],
-    )
-    assert result.exit_code == 1
-    assert "error:" in result.output and "mask_prob must be in (0, 1), got 2.0" in result.output
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "train",
+                "--data",
+                str(tmp_path),
+                "--output",
+                str(tmp_path / "r"),
+                "--config",
+                str(bad),
+            ]
+        )
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "error:" in err and "mask_prob must be in (0, 1), got 2.0" in err
+    assert "Traceback" not in err
