@@ -98,10 +98,10 @@ class _ZstdReader(RawIOBase):
                 if self._started and not self._obj.eof:
                     raise EOFError(f"{self._url}: truncated zstd stream (the file ends mid-frame)")
                 return 0
-            self._pending = self._decompress(chunk)
+            self._pending = memoryview(self._decompress(chunk))
         n = min(len(buffer), len(self._pending))
         buffer[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
+        self._pending = self._pending[n:]  # a memoryview: no copy of the rest (small reads)
         return n
 
     def _decompress(self, chunk: bytes) -> bytes:

@@ -29,7 +29,7 @@ from apache_beam.transforms.window import GlobalWindows
 from mdeberta import io
 from mdeberta.config import config_to_dict
 from mdeberta.manifest import MANIFEST, write_manifest
-from pipelines import dedup, options
+from pipelines import dedup, options, wire
 from pipelines.clean_config import CleanConfig
 from pipelines.read import InputFile, batches, file_documents, plan_inputs
 from pipelines.rules import (
@@ -68,7 +68,8 @@ class ReadFile(beam.DoFn):
         docs = file_documents(file, per_lang, max_doc_bytes=cfg.max_doc_bytes,
                               languages=self.languages, max_docs=cfg.max_docs_per_lang,
                               skip_bad=cfg.on_bad_file == "skip")  # fmt: skip
-        yield from batches(map(tuple, docs))  # tuples: Beam's fast coder pickles NamedTuples
+        # plain tuples, packed to one bytes value per batch: cheap to relay between workers
+        yield from map(wire.pack, batches(map(tuple, docs)))
         yield from _bundle_stats(per_lang)
 
 
@@ -89,10 +90,10 @@ class CleanDocuments(beam.DoFn):
     def start_bundle(self):
         self.per_lang: dict[str, Stats] = {}
 
-    def process(self, batch: list[tuple], shards: dict[str, int]):
+    def process(self, batch: bytes, shards: dict[str, int]):
         cfg, docs, entries = self.cfg, {}, {}
         which = {"paragraphs": cfg.dedup_paragraphs, "documents": cfg.dedup_documents}
-        for raw in map(RawDocument._make, batch):
+        for raw in map(RawDocument._make, wire.unpack(batch)):
             if raw.lang not in self.contexts:
                 self.contexts[raw.lang] = rule_context(raw.lang, cfg)
             stats = self.per_lang.setdefault(raw.lang, {})
@@ -107,9 +108,9 @@ class CleanDocuments(beam.DoFn):
                 bucket = dedup.bucket_of(entry[0], n * BUCKETS_PER_SHARD)
                 entries.setdefault((doc.lang, bucket), []).append(entry)
         for key, records in docs.items():
-            yield key, ("docs", records)
+            yield key, ("docs", wire.pack(records))
         for key, bucket_entries in entries.items():
-            yield beam.pvalue.TaggedOutput("dedup", (key, bucket_entries))
+            yield beam.pvalue.TaggedOutput("dedup", (key, dedup.pack_keys(bucket_entries)))
 
     def finish_bundle(self):
         # Totals per reason also go to Beam metrics, visible live in the Dataflow console.
@@ -162,7 +163,7 @@ class WriteShards(beam.DoFn):
             Document(ref, lang, tuple(text.split("\n")), ())  # paragraphs hold no newline
             for tag, v in items
             if tag == "docs"
-            for ref, lang, text in v
+            for ref, lang, text in wire.unpack(v)
         ]
         drops = [d for tag, v in items if tag == "drops" for d in v]
         counters: Stats = {}
@@ -197,22 +198,22 @@ class MergeStats(beam.CombineFn):
 class Admit(beam.DoFn):
     """Keep the first max_docs_per_lang documents per language by (file, position)."""
 
-    def process(self, batch: list[tuple], limits: dict[str, tuple[int, int]]):
+    def process(self, batch: bytes, limits: dict[str, tuple[int, int]]):
         over: dict[str, Stats] = {}
         admitted = []
-        for record in batch:
+        for record in wire.unpack(batch):
             lang, source, position = record[:3]
             if (source, position) <= limits[lang]:
                 admitted.append(record)
             else:
                 count(over.setdefault(lang, {}), "docs_over_cap")
         if admitted:
-            yield admitted
+            yield wire.pack(admitted)
         yield from _bundle_stats(over)
 
 
-def _positions(batch: list[tuple]) -> Iterable[tuple[str, tuple[int, int]]]:
-    for lang, source, position in (record[:3] for record in batch):
+def _positions(batch: bytes) -> Iterable[tuple[str, tuple[int, int]]]:
+    for lang, source, position in (record[:3] for record in wire.unpack(batch)):
         yield lang, (source, position)
 
 

@@ -18,11 +18,13 @@ lists per hash bucket (`ExactDedup`); in one process, `drops_in_memory` does the
 
 from __future__ import annotations
 
-import itertools
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
 
 import apache_beam as beam
+import numpy as np
 
+from pipelines import wire
 from pipelines.rules import Document, RuleContext, Stats, content_hash, count, remove, too_short
 
 DOCUMENT, PARAGRAPH = 0, 1
@@ -137,15 +139,60 @@ def bucket_of(key: tuple, buckets: int) -> int:
     return key[2] % buckets
 
 
-def _bucket_drops(group: tuple[tuple, Iterable[list]], boilerplate_min_docs: int):
-    (lang, _), lists = group
-    drops = drops_of(itertools.chain.from_iterable(lists), boilerplate_min_docs)
+def pack_keys(entries: Iterable[tuple[tuple, Occurrence]]) -> bytes:
+    """A list of dedup_keys entries of one language as bytes: refs once, hashes as arrays.
+
+    (refs, document hashes, their ref numbers, paragraph hashes, their ref numbers, paragraph
+    indexes): a document key is the one with index WHOLE, so the kind needs no field.
+    """
+    refs: dict[Ref, int] = {}
+    cols = (array("Q"), array("I"), array("Q"), array("I"), array("i"))
+    for (_, kind, h), (ref, index) in entries:
+        r = refs.setdefault(ref, len(refs))
+        if kind == DOCUMENT:
+            cols[0].append(h)
+            cols[1].append(r)
+        else:
+            cols[2].append(h)
+            cols[3].append(r)
+            cols[4].append(index)
+    return wire.pack((list(refs), *(c.tobytes() for c in cols)))
+
+
+def _repeated_entries(lang: str, packed: Iterable[bytes]) -> Iterator[tuple[tuple, Occurrence]]:
+    """The (key, occurrence) entries of packed key lists whose key occurs more than once.
+
+    A key seen once yields no drop, and most keys are seen once: numpy finds the repeated hashes,
+    so only their entries become Python tuples.
+    """
+    parts = []
+    for data in packed:
+        refs, *columns = wire.unpack(data)
+        parts.append((refs, *map(np.frombuffer, columns, _TYPES)))
+    for kind, col in ((DOCUMENT, 1), (PARAGRAPH, 3)):
+        hashes = np.sort(np.concatenate([part[col] for part in parts]))
+        repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+        if not len(repeated):
+            continue
+        for part in parts:
+            refs, hashes, numbers = part[0], part[col], part[col + 1]
+            for j in np.flatnonzero(np.isin(hashes, repeated)).tolist():
+                index = WHOLE if kind == DOCUMENT else int(part[5][j])
+                yield (lang, kind, int(hashes[j])), (refs[numbers[j]], index)
+
+
+_TYPES = (np.uint64, np.uint32, np.uint64, np.uint32, np.int32)
+
+
+def _bucket_drops(group: tuple[tuple, Iterable[bytes]], boilerplate_min_docs: int):
+    (lang, _), packed = group
+    drops = drops_of(_repeated_entries(lang, packed), boilerplate_min_docs)
     if drops:
         yield lang, drops
 
 
 class ExactDedup(beam.PTransform):
-    """((lang, bucket), [(key, occurrence)...]) -> (lang, [drops]): a GroupByKey per bucket.
+    """((lang, bucket), packed [(key, occurrence)...]) -> (lang, [drops]): a GroupByKey per bucket.
 
     Keys are spread over buckets by hash, so every occurrence of a key meets in one bucket, and
     the bucket is deduplicated in memory. Sending lists rather than one element per paragraph

@@ -116,7 +116,8 @@ def pack_documents(
 def read_clean_docs(lang_url: tuple[str, str]):
     """Documents {"id", "lang", "text"} of one clean-corpus part file."""
     lang, url = lang_url
-    with io.open_file(url, "rt") as f:
+    # Binary lines and json.loads(bytes) (UTF-8): ~2x cheaper than a text-mode reader.
+    with io.open_file(url, "rb") as f:
         for number, line in enumerate(f, 1):
             doc = json.loads(line)
             if doc.get("lang") != lang:
