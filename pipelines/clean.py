@@ -29,9 +29,9 @@ from apache_beam.transforms.window import GlobalWindows
 from mdeberta import io
 from mdeberta.config import config_to_dict
 from mdeberta.manifest import MANIFEST, write_manifest
-from pipelines import dedup, options, wire
+from pipelines import dedup, options
 from pipelines.clean_config import CleanConfig
-from pipelines.read import InputFile, batches, file_documents, plan_inputs
+from pipelines.read import InputFile, batches, file_documents, pack, plan_inputs, unpack
 from pipelines.rules import (
     Document,
     RawDocument,
@@ -69,16 +69,17 @@ class ReadFile(beam.DoFn):
                               languages=self.languages, max_docs=cfg.max_docs_per_lang,
                               skip_bad=cfg.on_bad_file == "skip")  # fmt: skip
         # plain tuples, packed to one bytes value per batch: cheap to relay between workers
-        yield from map(wire.pack, batches(map(tuple, docs)))
+        yield from map(pack, batches(map(tuple, docs)))
         yield from _bundle_stats(per_lang)
 
 
 class CleanDocuments(beam.DoFn):
     """Raw document batches -> documents keyed by output shard, and their dedup keys by bucket.
 
-    Both come out as lists, one per (language, shard) and per (language, bucket) of the batch:
-    Beam's cost is per element, and one element per paragraph would cost more than the rules.
-    Counters are emitted once per bundle.
+    Both come out as packed lists (read.pack, dedup.pack_keys), one per (language, shard) and per
+    (language, bucket) of the batch: Beam's cost is per element and, across workers, per field
+    encoded; one element per paragraph would cost more than the rules. Counters are emitted once
+    per bundle.
     """
 
     def __init__(self, cfg: CleanConfig):
@@ -93,7 +94,7 @@ class CleanDocuments(beam.DoFn):
     def process(self, batch: bytes, shards: dict[str, int]):
         cfg, docs, entries = self.cfg, {}, {}
         which = {"paragraphs": cfg.dedup_paragraphs, "documents": cfg.dedup_documents}
-        for raw in map(RawDocument._make, wire.unpack(batch)):
+        for raw in map(RawDocument._make, unpack(batch)):
             if raw.lang not in self.contexts:
                 self.contexts[raw.lang] = rule_context(raw.lang, cfg)
             stats = self.per_lang.setdefault(raw.lang, {})
@@ -108,7 +109,7 @@ class CleanDocuments(beam.DoFn):
                 bucket = dedup.bucket_of(entry[0], n * BUCKETS_PER_SHARD)
                 entries.setdefault((doc.lang, bucket), []).append(entry)
         for key, records in docs.items():
-            yield key, ("docs", wire.pack(records))
+            yield key, ("docs", pack(records))
         for key, bucket_entries in entries.items():
             yield beam.pvalue.TaggedOutput("dedup", (key, dedup.pack_keys(bucket_entries)))
 
@@ -163,7 +164,7 @@ class WriteShards(beam.DoFn):
             Document(ref, lang, tuple(text.split("\n")), ())  # paragraphs hold no newline
             for tag, v in items
             if tag == "docs"
-            for ref, lang, text in wire.unpack(v)
+            for ref, lang, text in unpack(v)
         ]
         drops = [d for tag, v in items if tag == "drops" for d in v]
         counters: Stats = {}
@@ -201,19 +202,19 @@ class Admit(beam.DoFn):
     def process(self, batch: bytes, limits: dict[str, tuple[int, int]]):
         over: dict[str, Stats] = {}
         admitted = []
-        for record in wire.unpack(batch):
+        for record in unpack(batch):
             lang, source, position = record[:3]
             if (source, position) <= limits[lang]:
                 admitted.append(record)
             else:
                 count(over.setdefault(lang, {}), "docs_over_cap")
         if admitted:
-            yield wire.pack(admitted)
+            yield pack(admitted)
         yield from _bundle_stats(over)
 
 
 def _positions(batch: bytes) -> Iterable[tuple[str, tuple[int, int]]]:
-    for lang, source, position in (record[:3] for record in wire.unpack(batch)):
+    for lang, source, position in (record[:3] for record in unpack(batch)):
         yield lang, (source, position)
 
 
@@ -235,7 +236,9 @@ def _shard_markers(lang_shards: tuple[str, int]):
     return (((lang, shard), ("shard", None)) for shard in range(n))
 
 
-def write_stats(per_lang: list[tuple[str, Stats]], output: str, languages: Sequence[str]) -> dict:
+def write_stats(
+    _, per_lang: list[tuple[str, Stats]], output: str, languages: Sequence[str]
+) -> dict:
     """stats.json from the merged counters; returns it. See stats_document for the layout."""
     document = stats_document(dict(per_lang), languages)
     io.write_json(io.join(output, "stats.json"), document)
@@ -283,12 +286,17 @@ def build(p: beam.Pipeline, files: list[InputFile], cfg: CleanConfig, output: st
         | "GroupByShard" >> beam.GroupByKey()
         | "WriteShards" >> beam.ParDo(WriteShards(cfg, output), shards)
     )
-    (
+    merged = (
         (read_stats, *stats, cleaned.stats, written)
         | "FlattenStats" >> beam.Flatten()
         | "MergeStats" >> beam.CombinePerKey(MergeStats())
-        | "AllStats" >> beam.combiners.ToList()
-        | "WriteStats" >> beam.Map(write_stats, output, sorted(languages or ()))
+    )
+    # A side input rather than a ToList combiner, which adds a shuffle and stages: fixed cost.
+    _ = (
+        p
+        | "StatsOnce" >> beam.Create([None])
+        | "WriteStats"
+        >> beam.Map(write_stats, beam.pvalue.AsList(merged), output, sorted(languages or ()))
     )
 
 

@@ -13,7 +13,8 @@ language-agnostic way to catch boilerplate written in words.
 
 Only the losers travel further, as drops (ref, paragraph index or WHOLE, reason), to be applied
 where the documents are grouped into output shards (`apply_drops`). In Beam, keys travel in
-lists per hash bucket (`ExactDedup`); in one process, `drops_in_memory` does the same.
+packed lists per hash bucket (`pack_keys`, `ExactDedup`), and only keys seen more than once become
+Python tuples again; in one process, `drops_in_memory` does the same.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import apache_beam as beam
 import numpy as np
 
-from pipelines import wire
+from pipelines.read import pack, unpack
 from pipelines.rules import Document, RuleContext, Stats, content_hash, count, remove, too_short
 
 DOCUMENT, PARAGRAPH = 0, 1
@@ -156,7 +157,7 @@ def pack_keys(entries: Iterable[tuple[tuple, Occurrence]]) -> bytes:
             cols[2].append(h)
             cols[3].append(r)
             cols[4].append(index)
-    return wire.pack((list(refs), *(c.tobytes() for c in cols)))
+    return pack((list(refs), *(c.tobytes() for c in cols)))
 
 
 def _repeated_entries(lang: str, packed: Iterable[bytes]) -> Iterator[tuple[tuple, Occurrence]]:
@@ -167,7 +168,7 @@ def _repeated_entries(lang: str, packed: Iterable[bytes]) -> Iterator[tuple[tupl
     """
     parts = []
     for data in packed:
-        refs, *columns = wire.unpack(data)
+        refs, *columns = unpack(data)
         parts.append((refs, *map(np.frombuffer, columns, _TYPES)))
     for kind, col in ((DOCUMENT, 1), (PARAGRAPH, 3)):
         hashes = np.sort(np.concatenate([part[col] for part in parts]))

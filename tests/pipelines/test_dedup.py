@@ -9,9 +9,12 @@ from pipelines.dedup import (
     BOILERPLATE,
     DUPLICATE,
     WHOLE,
+    _bucket_drops,
     apply_drops,
+    dedup_keys,
     drops_in_memory,
     losers,
+    pack_keys,
     shard_of,
 )
 from pipelines.rules import Document, dedup_hash, document_id, rule_context
@@ -104,3 +107,18 @@ def test_shard_of_uses_the_id():
     assert {shard_of(i, 4) for i in ids} == {0, 1, 2, 3}
     assert shard_of("0000000000000007" + "f" * 16, 4) == 3
     assert all(shard_of(i, 1) == 0 for i in ids)
+
+
+def test_packed_keys_give_the_same_drops_as_in_memory():
+    """The Beam path: keys packed per batch, several packs per bucket, singletons skipped."""
+    rng = random.Random(0)
+    texts = [f"paragraph number {chr(97 + i)} with some words" for i in range(12)]
+    docs = [doc(f"{i:032x}", *rng.sample(texts, rng.randint(1, 4))) for i in range(60)]
+    docs += [doc(f"{i + 100:032x}", *d.paragraphs) for i, d in enumerate(docs[:5])]  # whole copies
+    for min_docs in (0, 3):
+        expected = drops_in_memory(docs, boilerplate_min_docs=min_docs)
+        packs = [
+            pack_keys(e for d in docs[i : i + 7] for e in dedup_keys(d)) for i in range(0, 65, 7)
+        ]
+        got = [d for _, drops in _bucket_drops((("en", 0), packs), min_docs) for d in drops]
+        assert sorted(got) == sorted(expected) and expected
