@@ -4,13 +4,13 @@ a transformers DebertaV2Model and one of ours exported with an hf-model manifest
 
 from __future__ import annotations
 
-import io as _io
 import json
 import shutil
 
 import pytest
 
 from mdeberta import resources_path
+from tests.tiny_vocab import write_tiny_vocab
 
 XNLI_FIXTURE = resources_path("xnli")
 
@@ -41,33 +41,12 @@ def _one_thread():
 
 @pytest.fixture(scope="session")
 def tokenizer_dir(tmp_path_factory):
-    import sentencepiece as spm
-
-    from vocab.tokenizer import write_tokenizer_files
 
     out = tmp_path_factory.mktemp("vocab")
-    model = _io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(fixture_texts()),
-        model_writer=model,
-        vocab_size=1000,
-        model_type="unigram",
-        pad_id=0,
-        bos_id=1,
-        eos_id=2,
-        unk_id=3,
-        pad_piece="[PAD]",
-        bos_piece="[CLS]",
-        eos_piece="[SEP]",
-        unk_piece="[UNK]",
-        byte_fallback=True,
-        character_coverage=0.9995,
-        hard_vocab_limit=False,
-        num_threads=1,
-        minloglevel=2,
-    )
-    (out / "spm.model").write_bytes(model.getvalue())
-    write_tokenizer_files(str(out), model.getvalue())
+    write_tiny_vocab(
+        out, fixture_texts(), 1000, tokenizer_files=True, byte_fallback=True,
+        character_coverage=0.9995, hard_vocab_limit=False, num_threads=1,
+    )  # fmt: skip
     return out
 
 

@@ -5,14 +5,13 @@ from collections import Counter
 
 import numpy as np
 import pytest
-import sentencepiece as spm
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader
 
 from mdeberta import io
-from mdeberta.manifest import IncompleteArtifactError, write_manifest
+from mdeberta.manifest import IncompleteArtifactError
 from mdeberta.shards import (
     ShardDataset,
     ShardFormatError,
@@ -21,6 +20,7 @@ from mdeberta.shards import (
     vocab_info,
     write_token_shards,
 )
+from tests.tiny_vocab import write_tiny_vocab
 
 SEQ_LEN = 8
 VOCAB = {
@@ -233,36 +233,7 @@ def test_directory_without_manifest_is_an_incomplete_artifact(tmp_path):
 
 def train_vocab(out_dir, text_lines, vocab_size=300):
     """A real tiny SentencePiece vocabulary dir in the project's layout (ids 0-3 special)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(text_lines),
-        model_prefix=str(out_dir / "spm"),
-        vocab_size=vocab_size,
-        model_type="unigram",
-        pad_id=0,
-        bos_id=1,
-        eos_id=2,
-        unk_id=3,
-        pad_piece="[PAD]",
-        bos_piece="[CLS]",
-        eos_piece="[SEP]",
-        unk_piece="[UNK]",
-        byte_fallback=True,
-        character_coverage=1.0,
-        minloglevel=2,
-    )
-    size = vocab_size + 1
-    write_manifest(
-        str(out_dir),
-        "vocabulary",
-        1,
-        {},
-        extra={
-            "spm_sha256": io.sha256_file(str(out_dir / "spm.model")),
-            "vocab_size": size,
-            "special_ids": {"pad": 0, "cls": 1, "sep": 2, "unk": 3, "mask": size - 1},
-        },
-    )
+    write_tiny_vocab(out_dir, text_lines, vocab_size, byte_fallback=True, character_coverage=1.0)
     return str(out_dir)
 
 

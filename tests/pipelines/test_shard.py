@@ -17,6 +17,7 @@ from mdeberta.shards import ShardDataset, VocabMismatchError
 from pipelines.pack import pack_documents, permute_index
 from pipelines.sampling import sampling_probabilities
 from pipelines.shard import ShardConfig, run
+from tests.tiny_vocab import write_tiny_vocab
 
 SEQ_LEN = 24
 # Disjoint alphabets: the letters of a decoded sequence tell its language.
@@ -63,18 +64,8 @@ def write_corpus(root, docs):
 
 def write_vocab(root, docs, vocab_size=320):
     """A real tiny SentencePiece vocabulary dir: ids 0-3 [PAD] [CLS] [SEP] [UNK], [MASK] last."""
-    root.mkdir(parents=True)
     lines = [p for items in docs.values() for d in items for p in d["text"].split("\n")]
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines), model_prefix=str(root / "spm"), vocab_size=vocab_size,
-        pad_id=0, bos_id=1, eos_id=2, unk_id=3, pad_piece="[PAD]", bos_piece="[CLS]",
-        eos_piece="[SEP]", unk_piece="[UNK]", byte_fallback=True, minloglevel=2,
-    )  # fmt: skip
-    size = vocab_size + 1
-    write_manifest(str(root), "vocabulary", 1, {}, extra={
-        "spm_sha256": io.sha256_file(str(root / "spm.model")), "vocab_size": size,
-        "special_ids": {"pad": 0, "cls": 1, "sep": 2, "unk": 3, "mask": size - 1},
-    })  # fmt: skip
+    write_tiny_vocab(root, lines, vocab_size, byte_fallback=True)
     return str(root)
 
 

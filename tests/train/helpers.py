@@ -6,7 +6,6 @@ small synthetic multilingual text; a vocabulary of a few hundred pieces is train
 
 from __future__ import annotations
 
-import io as _io
 import lzma
 import os
 import random
@@ -17,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mdeberta import io, resources_path
-from mdeberta.manifest import write_manifest
+from mdeberta import resources_path
+from tests.tiny_vocab import write_tiny_vocab
 
 SEQ_LEN = 32
 torch.set_num_threads(1)  # 2 shared cores: more threads only contend
@@ -55,31 +54,10 @@ def sample_lines(max_lines: int = 3000) -> list[str]:
 
 def make_vocab(folder: Path, lines: list[str], vocab_size: int = 300) -> dict:
     """spm.model + HF tokenizer files + a "vocabulary" manifest; returns the shards' vocab block."""
-    import sentencepiece as spm
-
-    from vocab.tokenizer import special_ids, write_tokenizer_files
-
-    model = _io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines), model_writer=model, vocab_size=vocab_size,
-        model_type="unigram", pad_id=0, bos_id=1, eos_id=2, unk_id=3, pad_piece="[PAD]",
-        bos_piece="[CLS]", eos_piece="[SEP]", unk_piece="[UNK]", seed_sentencepiece_size=5000,
-        hard_vocab_limit=False, minloglevel=2, num_threads=1,
+    return write_tiny_vocab(
+        folder, lines, vocab_size, tokenizer_files=True, seed_sentencepiece_size=5000,
+        hard_vocab_limit=False, num_threads=1,
     )  # fmt: skip
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "spm.model").write_bytes(model.getvalue())
-    write_tokenizer_files(str(folder), model.getvalue())
-    pieces = spm.SentencePieceProcessor(model_proto=model.getvalue()).get_piece_size()
-    info = {
-        "sha256": io.sha256_file(str(folder / "spm.model")),
-        "url": str(folder),
-        "vocab_size": pieces + 1,
-        "special_ids": special_ids(pieces),
-    }
-    write_manifest(str(folder), "vocabulary", 1, {}, extra={
-        "spm_sha256": info["sha256"], "vocab_size": info["vocab_size"],
-        "special_ids": info["special_ids"]})  # fmt: skip
-    return info
 
 
 def pack(vocab_dir: Path, lines: list[str], seq_len: int = SEQ_LEN) -> list[np.ndarray]:
