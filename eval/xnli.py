@@ -21,7 +21,7 @@ from eval.data import LABELS, NLIData, Pair, load_nli
 from mdeberta import io
 from mdeberta.config import config_to_dict
 from mdeberta.languages import XNLI_LANGUAGES, get_language
-from mdeberta.manifest import MANIFEST, read_manifest, write_manifest
+from mdeberta.manifest import MANIFEST, invalidate, read_manifest, write_manifest
 
 FORMAT_VERSION = 1
 CLASSIFIER_DIR = "classifier"
@@ -55,8 +55,7 @@ def _prepare_output(output: str) -> None:
     io.makedirs(output)
     if io.exists(io.join(output, MANIFEST)):
         read_manifest(output, kind="xnli-results")  # refuse to write into another artifact
-        fs, path = io.url_to_fs(io.join(output, MANIFEST))
-        fs.rm(path)
+    invalidate(output)
 
 
 def _load_data(cfg: XnliConfig, languages: list[str]) -> dict[str, NLIData | None]:

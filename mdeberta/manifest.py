@@ -90,6 +90,15 @@ def write_manifest(
     return manifest
 
 
+def invalidate(artifact_dir: str) -> None:
+    """Remove an artifact's manifest.json, if any, before rewriting the artifact: until the new
+    manifest is written last, the directory reads as incomplete, never as the old artifact."""
+    url = io.join(artifact_dir, MANIFEST)
+    if io.exists(url):
+        fs, path = io.url_to_fs(url)
+        fs.rm(path)
+
+
 def read_manifest(artifact_dir: str, kind: str | None = None) -> dict[str, Any]:
     """Read an artifact's manifest, failing clearly if it is absent or of another kind."""
     url = io.join(artifact_dir, MANIFEST)

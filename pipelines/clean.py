@@ -28,7 +28,7 @@ from apache_beam.transforms.window import GlobalWindows
 
 from mdeberta import io
 from mdeberta.config import config_to_dict
-from mdeberta.manifest import MANIFEST, write_manifest
+from mdeberta.manifest import invalidate, write_manifest
 from pipelines import dedup, options
 from pipelines.clean_config import CleanConfig
 from pipelines.read import InputFile, batches, file_documents, pack, plan_inputs, unpack
@@ -324,9 +324,7 @@ def run_clean(
         check_langid_available()
     files = plan_inputs(list(inputs), cfg.language_set())
     io.makedirs(output)
-    manifest_url = io.join(output, MANIFEST)
-    if io.exists(manifest_url):  # from here on the directory is not a complete artifact
-        io.url_to_fs(manifest_url)[0].rm(io.url_to_fs(manifest_url)[1])
+    invalidate(output)
     with beam.Pipeline(options=options.pipeline_options(beam_args, workers=workers)) as p:
         build(p, files, cfg, output)
     document = io.read_json(io.join(output, "stats.json"))

@@ -17,7 +17,7 @@ from dataclasses import asdict
 
 from mdeberta import io
 from mdeberta.config import config_to_dict
-from mdeberta.manifest import MANIFEST, read_manifest, write_manifest
+from mdeberta.manifest import invalidate, read_manifest, write_manifest
 from vocab.config import VocabConfig
 
 log = logging.getLogger(__name__)
@@ -125,10 +125,10 @@ def build_vocab(cfg: VocabConfig, beam_args: list[str] | None = None) -> dict:
         raise ValueError("both corpus and output are required")
     read_manifest(cfg.corpus, kind="clean-corpus")  # a complete clean corpus, or a clear error
     read_clean_stats(cfg.corpus)  # fail here, not in the sampling process, when it is missing
-    for stale in (MANIFEST, "sample"):  # rebuilding: never look complete midway, no old parts
-        if io.exists(url := io.join(cfg.output, stale)):
-            fs, path = io.url_to_fs(url)
-            fs.rm(path, recursive=True)
+    invalidate(cfg.output)  # rebuilding: never look complete midway
+    if io.exists(sample := io.join(cfg.output, "sample")):  # and no old sample parts
+        fs, path = io.url_to_fs(sample)
+        fs.rm(path, recursive=True)
     clock = _Clock()
     sample, files = _sample(cfg, beam_args)
     plan = sample["plan"]

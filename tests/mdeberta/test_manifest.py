@@ -46,3 +46,13 @@ def test_wrong_kind_and_unknown_kind(tmp_path):
 def test_input_without_manifest_is_refused(tmp_path):
     with pytest.raises(IncompleteArtifactError):
         write_manifest(str(tmp_path / "out"), "run", 1, {}, inputs={"data": str(tmp_path)})
+
+
+def test_invalidate_makes_an_artifact_incomplete(tmp_path):
+    from mdeberta.manifest import invalidate
+
+    write_manifest(str(tmp_path), "run", 1, {})
+    invalidate(str(tmp_path))
+    invalidate(str(tmp_path))  # nothing left to remove is fine
+    with pytest.raises(IncompleteArtifactError):
+        read_manifest(str(tmp_path))
