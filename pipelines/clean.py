@@ -8,11 +8,16 @@
 Graph: read each file streaming (compressed files cannot be split), in batches of documents ->
 Reshuffle, so the CPU work spreads over every worker -> normalise and apply the rules (pure
 functions, pipelines.rules), keying each document by (language, output shard) and its dedup
-hashes by (language, bucket) -> GroupByKey per bucket: exact dedup (pipelines.dedup) -> drops ->
-GroupByKey per shard with the documents -> sort by document ref, write
-`{out}/{lang}/part-NNNNN-of-MMMMM.jsonl.zst` -> stats.json. The driver then writes manifest.json.
+hashes by (language, bucket) -> GroupByKey per bucket: exact dedup (pipelines.dedup) -> drops,
+keyed by shard -> GroupByKey per shard of the documents alone, the drops joining as a side input
+looked up by shard -> sort by document ref, write `{out}/{lang}/part-NNNNN-of-MMMMM.jsonl.zst` ->
+empty parts for shards no document reached, stats.json. The driver then writes manifest.json.
 A language's shard count comes from the characters read, and documents land in shards by id, so
 the files are the same bytes whatever the number of workers.
+
+The documents meet their drops through a side input rather than a Flatten into one GroupByKey
+(a CoGroupByKey): the local runner materialises a multi-input Flatten and relays it through an
+extra stage, one more round trip of every document's text.
 """
 
 from __future__ import annotations
@@ -87,6 +92,7 @@ class CleanDocuments(beam.DoFn):
 
     def setup(self):
         self.contexts = {}
+        options.freeze_worker_heap()
 
     def start_bundle(self):
         self.per_lang: dict[str, Stats] = {}
@@ -109,7 +115,7 @@ class CleanDocuments(beam.DoFn):
                 bucket = dedup.bucket_of(entry[0], n * BUCKETS_PER_SHARD)
                 entries.setdefault((doc.lang, bucket), []).append(entry)
         for key, records in docs.items():
-            yield key, ("docs", pack(records))
+            yield key, pack(records)
         for key, bucket_entries in entries.items():
             yield beam.pvalue.TaggedOutput("dedup", (key, dedup.pack_keys(bucket_entries)))
 
@@ -153,26 +159,31 @@ def write_shard(url: str, records: Sequence[tuple[str, str, str]], level: int) -
 
 
 class WriteShards(beam.DoFn):
-    """((lang, shard), tagged items) -> one output file, sorted by ref; yields (lang, stats)."""
+    """((lang, shard), packed document lists) -> one output file, sorted by ref; yields
+    (lang, stats). `drops` maps (lang, shard) to the lists of drops of that shard."""
 
     def __init__(self, cfg: CleanConfig, output: str):
         self.cfg, self.output = cfg, output
 
-    def process(self, group, shards: dict[str, int]):
-        (lang, shard), items = group
+    def process(self, group, shards: dict[str, int], drops):
+        (lang, shard), packed = group
         docs = [
             Document(ref, lang, tuple(text.split("\n")), ())  # paragraphs hold no newline
-            for tag, v in items
-            if tag == "docs"
+            for v in packed
             for ref, lang, text in unpack(v)
         ]
-        drops = [d for tag, v in items if tag == "drops" for d in v]
+        shard_drops = [d for v in drops[(lang, shard)] for d in v]
         counters: Stats = {}
-        records = dedup.apply_drops(docs, drops, rule_context(lang, self.cfg), counters)
-        name = part_name(shard, shards[lang])
-        info = write_shard(io.join(self.output, lang, name), records, self.cfg.zstd_level)
-        counters[f"_file/{lang}/{name}"] = info
+        records = dedup.apply_drops(docs, shard_drops, rule_context(lang, self.cfg), counters)
+        counters.update(_written(lang, shard, shards[lang], records, self.output, self.cfg))
         yield lang, counters
+
+
+def _written(lang: str, shard: int, shards: int, records, output: str, cfg: CleanConfig) -> Stats:
+    """Write one part file; its facts as the counter stats_document turns into a shard entry."""
+    name = part_name(shard, shards)
+    info = write_shard(io.join(output, lang, name), records, cfg.zstd_level)
+    return {f"_file/{lang}/{name}": info}
 
 
 class MergeStats(beam.CombineFn):
@@ -227,20 +238,21 @@ def _drops_by_shard(lang_drops: tuple[str, list], shards: dict[str, int]):
     by_shard: dict[int, list] = {}
     for drop in drops:
         by_shard.setdefault(dedup.shard_of(drop[0][0], shards[lang]), []).append(drop)
-    return (((lang, shard), ("drops", v)) for shard, v in by_shard.items())
-
-
-def _shard_markers(lang_shards: tuple[str, int]):
-    """One empty item per shard, so every part file is written even if no document lands in it."""
-    lang, n = lang_shards
-    return (((lang, shard), ("shard", None)) for shard in range(n))
+    return (((lang, shard), v) for shard, v in by_shard.items())
 
 
 def write_stats(
-    _, per_lang: list[tuple[str, Stats]], output: str, languages: Sequence[str]
+    _, per_lang: list[tuple[str, Stats]], cfg: CleanConfig, output: str, languages: Sequence[str]
 ) -> dict:
-    """stats.json from the merged counters; returns it. See stats_document for the layout."""
-    document = stats_document(dict(per_lang), languages)
+    """The part files of shards no document reached (empty), then stats.json from the merged
+    counters; returns the stats. See stats_document for the layout."""
+    merged = dict(per_lang)
+    for lang, counters in merged.items():
+        shards = shard_counts((lang, counters), cfg.shard_chars)[1]
+        for shard in range(shards):
+            if f"_file/{lang}/{part_name(shard, shards)}" not in counters:
+                counters.update(_written(lang, shard, shards, [], output, cfg))
+    document = stats_document(merged, languages)
     io.write_json(io.join(output, "stats.json"), document)
     return document
 
@@ -273,18 +285,16 @@ def build(p: beam.Pipeline, files: list[InputFile], cfg: CleanConfig, output: st
     cleaned = raw | "Clean" >> beam.ParDo(CleanDocuments(cfg), shards).with_outputs(
         "stats", "dedup", main="docs"
     )
-    drops = cleaned.dedup | "Dedup" >> dedup.ExactDedup(
-        boilerplate_min_docs=cfg.boilerplate_min_docs
+    drops = (
+        cleaned.dedup
+        | "Dedup" >> dedup.ExactDedup(boilerplate_min_docs=cfg.boilerplate_min_docs)
+        | "DropsByShard" >> beam.FlatMap(_drops_by_shard, shards)
     )
     written = (
-        (
-            cleaned.docs,
-            drops | "DropsByShard" >> beam.FlatMap(_drops_by_shard, shards),
-            shard_counts_pc | "ShardMarkers" >> beam.FlatMap(_shard_markers),
-        )
-        | "FlattenForShards" >> beam.Flatten()
+        cleaned.docs
         | "GroupByShard" >> beam.GroupByKey()
-        | "WriteShards" >> beam.ParDo(WriteShards(cfg, output), shards)
+        | "WriteShards"
+        >> beam.ParDo(WriteShards(cfg, output), shards, beam.pvalue.AsMultiMap(drops))
     )
     merged = (
         (read_stats, *stats, cleaned.stats, written)
@@ -296,7 +306,7 @@ def build(p: beam.Pipeline, files: list[InputFile], cfg: CleanConfig, output: st
         p
         | "StatsOnce" >> beam.Create([None])
         | "WriteStats"
-        >> beam.Map(write_stats, beam.pvalue.AsList(merged), output, sorted(languages or ()))
+        >> beam.Map(write_stats, beam.pvalue.AsList(merged), cfg, output, sorted(languages or ()))
     )
 
 
@@ -325,7 +335,7 @@ def run_clean(
     files = plan_inputs(list(inputs), cfg.language_set())
     io.makedirs(output)
     invalidate(output)
-    with beam.Pipeline(options=options.pipeline_options(beam_args, workers=workers)) as p:
+    with options.pipeline(beam_args, workers=workers) as p:
         build(p, files, cfg, output)
     document = io.read_json(io.join(output, "stats.json"))
     check_accounting(document)

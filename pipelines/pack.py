@@ -25,6 +25,7 @@ import numpy as np
 
 from mdeberta import io
 from mdeberta.shards import NUMPY_DTYPE, shard_name, write_shard
+from pipelines.options import freeze_worker_heap
 from pipelines.sampling import copies
 
 _M64 = (1 << 64) - 1
@@ -150,6 +151,7 @@ class SampleTokenizeFn(beam.DoFn):
 
         with io.open_file(self._spm_url, "rb", compression=None) as f:
             self._sp = spm.SentencePieceProcessor(model_proto=f.read())
+        freeze_worker_heap()
 
     def process(self, lang_url):
         lang = lang_url[0]

@@ -24,7 +24,7 @@ import json
 import apache_beam as beam
 
 from mdeberta import io
-from pipelines.options import pipeline_options
+from pipelines.options import pipeline
 from pipelines.paragraphs import corpus_files, read_clean_stats, read_paragraphs, split_long
 from pipelines.sampling import SamplingPlan, copies, plan_sampling, sizes_from_stats
 
@@ -141,7 +141,7 @@ def run_sample(
     files = corpus_files(corpus, langs)
     num_files = max(1, round(expected_chars(plan, stats) / TARGET_FILE_CHARS))
     io.makedirs(out_dir)
-    with beam.Pipeline(options=pipeline_options(beam_args or (), workers=workers)) as p:
+    with pipeline(beam_args or (), workers=workers) as p:
         passes = {k: lp.passes for k, lp in plan.languages.items()}
         lines, counts = (
             p

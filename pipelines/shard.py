@@ -195,13 +195,11 @@ def language_report(plan, languages: dict[str, dict]) -> dict[str, dict]:
 
 def run(cfg: ShardConfig, beam_argv: Sequence[str] = ()) -> dict:
     """Run the shard job; return the manifest it wrote."""
-    import apache_beam as beam
-
-    from pipelines.options import pipeline_options
+    from pipelines.options import pipeline
 
     plan, files, buckets, vocab = plan_job(cfg)
     prepare_output(cfg)
-    with beam.Pipeline(options=pipeline_options(beam_argv, workers=cfg.workers)) as p:
+    with pipeline(beam_argv, workers=cfg.workers) as p:
         build_pipeline(p, cfg, plan, files, buckets, vocab)
     job = io.read_json(io.join(cfg.output, JOB_DIR, "stats.json"))
     if not job["shards"]:

@@ -19,7 +19,6 @@ from mdeberta.languages import UnknownLanguageError
 from mdeberta.manifest import read_manifest
 from pipelines.clean import run_clean
 from pipelines.clean_config import CleanConfig
-from pipelines.options import beam_args
 from pipelines.rules import document_id, normalize_paragraph
 
 # helpers: pseudo-text in a given alphabet, so fixtures need no real corpus
@@ -296,26 +295,6 @@ def test_sample_corpus_keeps_normal_documents_and_removes_the_defects(tmp_path):
         assert texts == sorted(expected), lang
 
 
-def test_beam_args_default_to_fnapirunner_and_pass_the_rest_through():
-    assert beam_args([]) == ["--runner=FnApiRunner"]
-    assert beam_args(["--job_name", "x"], workers=2) == [
-        "--job_name",
-        "x",
-        "--runner=FnApiRunner",
-        "--direct_running_mode=multi_processing",
-        "--direct_num_workers=2",
-    ]
-    assert beam_args(["--runner", "DataflowRunner", "--project", "p"], workers=4) == [
-        "--runner",
-        "DataflowRunner",
-        "--project",
-        "p",
-    ]
-    assert "--direct_running_mode=in_memory" in beam_args([], workers=1)
-    with pytest.raises(ValueError, match="workers"):
-        beam_args([], workers=0)
-
-
 def test_cli_takes_inputs_before_beam_options(tmp_path):
     from typer.testing import CliRunner
 
@@ -327,3 +306,27 @@ def test_cli_takes_inputs_before_beam_options(tmp_path):
     # had "--job_name j" been taken for inputs, they would not be found
     assert isinstance(result.exception, UnknownLanguageError), result.output
     assert "'xx'" in str(result.exception)
+
+
+def test_every_shard_gets_a_file_and_duplicates_are_dropped_across_shards(tmp_path):
+    """Many shards per language: drops must reach the shard of their document, and a shard no
+    document reaches (or whose documents were all removed) still gets its (empty) part file."""
+    rng = random.Random(2)
+    docs = [document(rng, "en") for _ in range(12)]
+    (tmp_path / "en.txt").write_bytes(corpus_bytes(docs + docs[:4]))  # 4 exact duplicates
+    (tmp_path / "ru.txt").write_bytes(corpus_bytes(["Коротко."] * 3))  # all too short
+    cfg = CleanConfig(shard_chars=600)
+    for workers in (1, 2):
+        out = tmp_path / f"out{workers}"
+        stats = run_clean([str(tmp_path / "*.txt")], str(out), cfg, workers=workers)
+        en, ru = stats["languages"]["en"], stats["languages"]["ru"]
+        assert en["docs_out"] == 12 and en["removed"] == {"duplicate_doc": 4}
+        assert len(en["shards"]) > 4 and sum(s["docs"] for s in en["shards"].values()) == 12
+        assert ru["docs_out"] == 0 and list(ru["shards"]) == ["part-00000-of-00001.jsonl.zst"]
+        for lang, entry in stats["languages"].items():
+            assert len(ids_and_texts(out, lang)) == entry["docs_out"]
+            for name, info in entry["shards"].items():
+                assert io.sha256_file(str(out / lang / name)) == info["sha256"]
+        assert read_manifest(str(out), kind="clean-corpus")["files"].keys() >= {
+            f"en/{name}" for name in en["shards"]
+        }

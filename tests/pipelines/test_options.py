@@ -1,0 +1,67 @@
+"""Beam options and the tuning of local runs."""
+
+from __future__ import annotations
+
+import gc
+import os
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.util import assert_that, equal_to
+
+from pipelines.options import (
+    RUNNER_GC_THRESHOLD,
+    WORKER_MALLOC_ENV,
+    beam_args,
+    pipeline,
+    tuned_for_local_run,
+)
+
+
+def test_beam_args_default_to_fnapirunner_and_pass_the_rest_through():
+    assert beam_args([]) == ["--runner=FnApiRunner"]
+    assert beam_args(["--job_name", "x"], workers=2) == [
+        "--job_name",
+        "x",
+        "--runner=FnApiRunner",
+        "--direct_running_mode=multi_processing",
+        "--direct_num_workers=2",
+    ]
+    assert beam_args(["--runner", "DataflowRunner", "--project", "p"], workers=4) == [
+        "--runner",
+        "DataflowRunner",
+        "--project",
+        "p",
+    ]
+    assert "--direct_running_mode=in_memory" in beam_args([], workers=1)
+    with pytest.raises(ValueError, match="workers"):
+        beam_args([], workers=0)
+
+
+def _worker_env(_):
+    return tuple(os.environ.get(k) for k in sorted(WORKER_MALLOC_ENV))
+
+
+def test_local_run_tunes_the_worker_processes_and_undoes_it_here(monkeypatch):
+    for key in WORKER_MALLOC_ENV:
+        monkeypatch.delenv(key, raising=False)
+    threshold = gc.get_threshold()
+    with pipeline([], workers=2) as p:
+        assert gc.get_threshold() == RUNNER_GC_THRESHOLD and gc.get_freeze_count() > 0
+        # the SDK worker processes start with the malloc settings in their environment
+        expected = tuple(WORKER_MALLOC_ENV[k] for k in sorted(WORKER_MALLOC_ENV))
+        envs = p | beam.Create([0, 1]) | beam.Reshuffle() | beam.Map(_worker_env)
+        assert_that(envs, equal_to([expected, expected]))
+    assert gc.get_threshold() == threshold and gc.get_freeze_count() == 0
+    assert not set(WORKER_MALLOC_ENV) & set(os.environ)
+
+
+def test_settings_in_the_environment_win_and_remote_runners_get_nothing(monkeypatch):
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
+    with tuned_for_local_run(beam_args([], workers=2)):
+        assert os.environ["MALLOC_ARENA_MAX"] == "8"
+    assert os.environ["MALLOC_ARENA_MAX"] == "8"
+    threshold = gc.get_threshold()
+    with tuned_for_local_run(beam_args(["--runner", "DataflowRunner"], workers=2)):
+        assert gc.get_threshold() == threshold
+        assert "MALLOC_TRIM_THRESHOLD_" not in os.environ
