@@ -115,12 +115,15 @@ def bench_job(work: str, docs: dict[str, list[str]], vocab_size: int) -> dict:
     third = {k: v[: len(v) // 3] for k, v in docs.items()}
     small = write_corpus(f"{work}/clean-third", third)
     full = write_corpus(f"{work}/clean", docs)
-    # Shared, loaded cores make single timings noisy: take the least CPU time of REPEATS runs.
-    raw = [raw_encode(vocab, docs, 256) for _ in range(REPEATS)]
-    raw_tokens, raw_cpu = raw[0][0], min(cpu for _, cpu in raw)
+    # Shared, loaded cores make single timings noisy: take the least CPU time of REPEATS runs,
+    # interleaved so that a slow spell of the machine hits the baseline and the job alike.
     run_job(small, vocab, f"{work}/shards-third")  # warm-up: imports and first-run caches
-    smalls = [run_job(small, vocab, f"{work}/shards-third") for _ in range(REPEATS)]
-    fulls = [run_job(full, vocab, f"{work}/shards") for _ in range(REPEATS)]
+    raw, smalls, fulls = [], [], []
+    for _ in range(REPEATS):
+        raw.append(raw_encode(vocab, docs, 256))
+        smalls.append(run_job(small, vocab, f"{work}/shards-third"))
+        fulls.append(run_job(full, vocab, f"{work}/shards"))
+    raw_tokens, raw_cpu = raw[0][0], min(cpu for _, cpu in raw)
     small_tokens, small_cpu = smalls[0][0], min(cpu for _, cpu, _ in smalls)
     tokens, cpu, wall = min(fulls, key=lambda r: r[1])
     raw_rate = raw_tokens / raw_cpu

@@ -118,7 +118,7 @@ def build_pipeline(p, cfg: ShardConfig, plan, files, buckets, vocab) -> None:
     """Add the job's transforms to pipeline `p`; it ends by writing {output}/_job/stats.json."""
     import apache_beam as beam
 
-    from pipelines.pack import PackFn, PlaceFn, SampleTokenizeFn, WriteShardFn
+    from pipelines.pack import PackFn, SampleTokenizeFn, WriteShardFn, count_rows
 
     special = vocab["special_ids"]
     parts = [(lang, url) for lang in sorted(files) for url in files[lang]]
@@ -126,24 +126,30 @@ def build_pipeline(p, cfg: ShardConfig, plan, files, buckets, vocab) -> None:
     tokenize = SampleTokenizeFn(
         io.join(cfg.vocab, "spm.model"), cfg.seed, passes, buckets, cfg.encode_batch
     )
-    packed = (
+    tokenized = (
         p
         | "Parts" >> beam.Create(parts)
         | "Spread" >> beam.Reshuffle()
-        | "SampleTokenize" >> beam.ParDo(tokenize)
-        | "GroupBuckets" >> beam.GroupByKey()
-        | "Pack"
-        >> beam.ParDo(PackFn(cfg.seq_len, special["cls"], special["sep"])).with_outputs(
-            "stats", main="rows"
-        )
+        | "SampleTokenize" >> beam.ParDo(tokenize).with_outputs("lengths", main="docs")
     )
+    # Rows per bucket from the token lengths alone, so Pack places its rows as it makes them:
+    # placing after packing needed every bucket's rows stored first (one more pass of all tokens).
     # Side inputs as AsDict / AsList, not ToDict / ToList combiners: each combiner adds a shuffle
     # and several stages, a fixed cost of every run (together ~0.2 CPU-s of a local run's ~0.5).
-    counts = packed.rows | "Count" >> beam.Map(_count_rows)
+    counts = (
+        tokenized.lengths
+        | "GroupLengths" >> beam.GroupByKey()
+        | "CountRows" >> beam.Map(count_rows, cfg.seq_len)
+    )
+    pack = PackFn(cfg.seq_len, special["cls"], special["sep"], cfg.seed, cfg.sequences_per_shard)
+    packed = (
+        tokenized.docs
+        | "GroupBuckets" >> beam.GroupByKey()
+        | "PackAndPlace"
+        >> beam.ParDo(pack, beam.pvalue.AsDict(counts)).with_outputs("stats", main="rows")
+    )
     entries = (
         packed.rows
-        | "Place"
-        >> beam.ParDo(PlaceFn(cfg.seed, cfg.sequences_per_shard), beam.pvalue.AsDict(counts))
         | "GroupShards" >> beam.GroupByKey()
         | "Write" >> beam.ParDo(WriteShardFn(cfg.output))
     )
@@ -158,10 +164,6 @@ def build_pipeline(p, cfg: ShardConfig, plan, files, buckets, vocab) -> None:
             beam.pvalue.AsList(packed.stats),
         )
     )
-
-
-def _count_rows(kv):
-    return kv[0], len(kv[1])
 
 
 def _write_job_stats(_, url: str, entries: list, stats: list) -> None:

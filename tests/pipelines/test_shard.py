@@ -14,7 +14,7 @@ from mdeberta.cli import app
 from mdeberta.config import ConfigError, field_docs
 from mdeberta.manifest import IncompleteArtifactError, write_manifest
 from mdeberta.shards import ShardDataset, VocabMismatchError
-from pipelines.pack import pack_documents, permute_index
+from pipelines.pack import count_rows, pack_documents, permute_index, read_clean_docs
 from pipelines.sampling import sampling_probabilities
 from pipelines.shard import ShardConfig, run
 from tests.tiny_vocab import write_tiny_vocab
@@ -187,6 +187,28 @@ def test_bad_inputs_fail_clearly(job, inputs, tmp_path):
         run(config(inputs, tmp_path / "o2", seq_len=100_000))
 
 
+def test_clean_documents_are_read_in_chunks_and_bad_lines_named(tmp_path, monkeypatch):
+    import pipelines.pack
+
+    monkeypatch.setattr(pipelines.pack, "_JSON_CHUNK", 64)  # several chunks per file
+    docs = [{"id": str(i), "lang": "de", "text": f"Text {i}\nzwei"} for i in range(40)]
+    lines = [json.dumps(d) for d in docs]
+
+    def part(name, rows):
+        url = str(tmp_path / name)
+        with io.open_file(url, "wt") as f:
+            f.write("\n".join(rows) + "\n")
+        return url
+
+    assert list(read_clean_docs(("de", part("ok.jsonl.zst", lines)))) == docs
+    bad = part("bad.jsonl.zst", lines[:30] + ["{oops"] + lines[30:])
+    with pytest.raises(ValueError, match=r"bad.jsonl.zst:31: not a JSON document"):
+        list(read_clean_docs(("de", bad)))
+    other = part("fr.jsonl.zst", lines[:12] + [json.dumps({"id": "x", "lang": "fr", "text": ""})])
+    with pytest.raises(ValueError, match=r"fr.jsonl.zst:13: document of language 'fr'"):
+        list(read_clean_docs(("de", other)))
+
+
 def test_pack_documents_separates_docs_and_never_starts_with_a_separator():
     docs = [np.arange(10, 15), np.arange(20, 23), np.arange(30, 38)]
     rows, dropped = pack_documents([d.astype(np.uint32) for d in docs], 7, 1, 2)
@@ -199,6 +221,20 @@ def test_pack_documents_separates_docs_and_never_starts_with_a_separator():
     assert dropped == 2
     rows, dropped = pack_documents([], 7, 1, 2)
     assert rows.shape == (0, 7) and dropped == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(lengths=st.lists(st.integers(0, 40), max_size=12), seq_len=st.integers(3, 20))
+def test_rows_are_counted_from_lengths_alone_as_packing_makes_them(lengths, seq_len):
+    """count_rows must agree with pack_documents: packing places its rows by those counts."""
+    docs = [np.full(n, 7 + i, dtype=np.uint32) for i, n in enumerate(lengths)]
+    rows, dropped = pack_documents(docs, seq_len, 1, 2)
+    keyed = [[(key, n) for key, n in enumerate(lengths)][::-1]]  # any order: sorted by key
+    assert count_rows((("en", 0), keyed), seq_len) == (("en", 0), len(rows))
+    in_rows = int((rows[:, 1:-1] != 2).sum())  # document tokens (never 2) inside rows
+    assert in_rows <= sum(lengths) <= in_rows + dropped  # the rest is in the dropped tail
+    if all(lengths):  # no row starts with a separator (an empty document would be two)
+        assert not (rows[:, 1] == 2).any()
 
 
 @settings(max_examples=50, deadline=None)
