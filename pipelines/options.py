@@ -8,7 +8,7 @@ goes to Beam untouched.
 
 `pipeline()` also tunes the processes of a local run (`tuned_for_local_run`): FnApiRunner's runner
 process relays every element between the SDK workers, several MB at a time, and with the defaults
-a third of its CPU went to the kernel zeroing fresh pages and a fifth to the garbage collector
+a third of its CPU went to the kernel zeroing fresh pages and a tenth to the garbage collector
 scanning its buffers (docs/benchmarks.md).
 """
 
@@ -94,7 +94,8 @@ def _mallopt(settings: dict[str, str]) -> None:
     except OSError:  # musl and others: no mallopt to speak to
         return
     for name, value in settings.items():
-        libc.mallopt(_MALLOPT[name], int(value))
+        if value.isdigit():  # glibc itself ignores a malformed value in the environment
+            libc.mallopt(_MALLOPT[name], int(value))
 
 
 @contextlib.contextmanager
