@@ -127,6 +127,8 @@ def read_clean_docs(lang_url: tuple[str, str]):
             try:
                 docs = json.loads(b"[" + b",".join(lines) + b"]")
             except ValueError:
+                docs = None
+            if docs is None or len(docs) != len(lines):  # no JSON, or a line of two values
                 docs = [_parse_line(url, number + i, line) for i, line in enumerate(lines, 1)]
             for doc in docs:
                 number += 1
@@ -203,7 +205,7 @@ class SampleTokenizeFn(beam.DoFn):
         for bucket in sorted(groups):
             docs = groups[bucket]
             yield (lang, bucket), docs
-            lengths = [(key, len(data) // 4) for key, data in docs]
+            lengths = [(key, len(data) // NUMPY_DTYPE.itemsize) for key, data in docs]
             yield beam.pvalue.TaggedOutput("lengths", ((lang, bucket), lengths))
 
 

@@ -204,6 +204,9 @@ def test_clean_documents_are_read_in_chunks_and_bad_lines_named(tmp_path, monkey
     bad = part("bad.jsonl.zst", lines[:30] + ["{oops"] + lines[30:])
     with pytest.raises(ValueError, match=r"bad.jsonl.zst:31: not a JSON document"):
         list(read_clean_docs(("de", bad)))
+    two = part("two.jsonl.zst", lines[:5] + [f"{lines[5]}, {lines[6]}"] + lines[7:])
+    with pytest.raises(ValueError, match=r"two.jsonl.zst:6: not a JSON document"):
+        list(read_clean_docs(("de", two)))  # a line of two documents is no JSONL line
     other = part("fr.jsonl.zst", lines[:12] + [json.dumps({"id": "x", "lang": "fr", "text": ""})])
     with pytest.raises(ValueError, match=r"fr.jsonl.zst:13: document of language 'fr'"):
         list(read_clean_docs(("de", other)))
