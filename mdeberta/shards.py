@@ -69,19 +69,29 @@ def vocab_info(vocab_dir: str) -> dict[str, Any]:
 # writing
 
 
-def write_shard(url: str, rows: np.ndarray) -> dict[str, Any]:
-    """Write one shard file atomically; return its entry {name, sequences, sha256, bytes}."""
-    rows = np.ascontiguousarray(rows, dtype=NUMPY_DTYPE)
-    if rows.ndim != 2:
-        raise ValueError(f"a shard is a 2-D array [sequences, seq_len], got shape {rows.shape}")
-    data = rows.reshape(-1).view(np.uint8)  # the array's own bytes: no copy to write and hash
+def write_shard(url: str, rows: np.ndarray | Iterable[np.ndarray]) -> dict[str, Any]:
+    """Write one shard file atomically from a [sequences, seq_len] array, or from an iterable of
+    such blocks (written and hashed as they come, so the whole shard never sits in memory);
+    return its entry {name, sequences, sha256, bytes}."""
+    blocks = [rows] if isinstance(rows, np.ndarray) else rows
+    digest, sequences, nbytes, width = hashlib.sha256(), 0, 0, None
     with io.atomic_write(url, "wb", compression=None) as f:
-        f.write(data)
+        for block in blocks:
+            block = np.ascontiguousarray(block, dtype=NUMPY_DTYPE)
+            if block.ndim != 2 or block.shape[1] != (width or block.shape[1]):
+                raise ValueError(
+                    f"{url}: a shard is [sequences, seq_len] rows, got a block of {block.shape}"
+                )
+            width = block.shape[1]
+            data = block.reshape(-1).view(np.uint8)  # the array's own bytes: no copy
+            f.write(data)
+            digest.update(data)
+            sequences, nbytes = sequences + block.shape[0], nbytes + data.nbytes
     return {
         "name": os.path.basename(url),
-        "sequences": int(rows.shape[0]),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "bytes": data.nbytes,
+        "sequences": sequences,
+        "sha256": digest.hexdigest(),
+        "bytes": nbytes,
     }
 
 

@@ -18,6 +18,7 @@ from mdeberta.shards import (
     VocabMismatchError,
     verify_shards,
     vocab_info,
+    write_shard,
     write_token_shards,
 )
 from tests.tiny_vocab import write_tiny_vocab
@@ -79,6 +80,17 @@ def test_writer_rejects_wrong_shapes(tmp_path):
         )
     with pytest.raises(ValueError, match="no sequences"):
         write_token_shards(str(tmp_path), [], seq_len=SEQ_LEN, vocab=VOCAB)
+
+
+def test_a_shard_written_in_blocks_is_the_shard_written_at_once(tmp_path):
+    rows = np.arange(7 * SEQ_LEN, dtype=np.uint32).reshape(7, SEQ_LEN)
+    whole = write_shard(str(tmp_path / "a.bin"), rows)
+    blocks = write_shard(str(tmp_path / "b.bin"), (rows[i : i + 3] for i in range(0, 7, 3)))
+    assert {**blocks, "name": "a.bin"} == whole and whole["sequences"] == 7
+    assert (tmp_path / "a.bin").read_bytes() == (tmp_path / "b.bin").read_bytes()
+    with pytest.raises(ValueError, match=r"c.bin: a shard is \[sequences, seq_len\] rows"):
+        write_shard(str(tmp_path / "c.bin"), iter([rows, rows[:, :3]]))
+    assert not (tmp_path / "c.bin").exists()  # nothing half-written under the final name
 
 
 def test_one_epoch_is_a_permutation_and_epochs_differ(tmp_path):
