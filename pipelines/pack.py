@@ -2,14 +2,15 @@
 
 Packing follows the official DeBERTa data preparation (one token stream cut into 510-token lines,
 each wrapped as [CLS] ... [SEP]) with two changes: documents are separated by [SEP] inside the
-stream, and a sequence never starts with such a separator. Each packing bucket holds documents of
-ONE language, so sequences never mix languages (XLM-R and mT5 also train on monolingual streams);
-per-language token counts are then exact. The tail of a bucket shorter than a sequence is dropped
-and counted.
+stream, and a sequence never starts with such a separator. A stream is one packing chunk: the
+drawn copies of a run of documents of ONE clean-corpus part file, so sequences never mix languages
+(XLM-R and mT5 also train on monolingual streams) and per-language token counts are exact. The
+tail of a chunk shorter than a sequence is dropped and counted.
 
-Determinism: a drawn document's bucket and its place in the bucket's stream come from a hash of
-(seed, lang, doc id, copy); a packed sequence's place in the output comes from a keyed Feistel
-permutation of its global index. Neither depends on bundles or workers, so the bytes do not either.
+Determinism: a chunk is a run of a part file's documents in file order, closed at a character
+count; a drawn copy's place in its chunk's stream comes from a hash of (seed, lang, doc id, copy);
+a packed sequence's place in the output comes from a keyed Feistel permutation of its global
+index. None depends on bundles or workers, so the bytes do not either.
 """
 
 from __future__ import annotations
@@ -29,22 +30,30 @@ from pipelines.options import freeze_worker_heap
 from pipelines.sampling import copies
 
 _M64 = (1 << 64) - 1
-# array.array turns a list of ints into bytes ~1.6x faster than numpy (where it is little-endian).
+# Packed rows travel in blocks of at most 8 MiB: elements stay well under the data plane's limits
+# (Beam warns at 512 MiB) and the runner's buffers under glibc's mmap threshold (no fresh pages).
+BLOCK_BYTES = 8 << 20
+# array.array turns a list of ints into uint32 ~1.6x faster than numpy (where it is little-endian).
 _ARRAY_U32 = array.array("I").itemsize == 4 and sys.byteorder == "little"
 
 # helpers
 
 
 def doc_key(seed: int, lang: str, doc_id: str, copy: int) -> int:
-    """64-bit sort key of one drawn copy of a document; also picks its packing bucket."""
+    """64-bit sort key of one drawn copy of a document: its place in its chunk's stream."""
     data = f"{seed}\x00{lang}\x00{doc_id}\x00{copy}".encode()
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
 
 
-def _ids_bytes(ids: list[int]) -> bytes:
+def _ids_array(ids: list[int]):
+    """Token ids as a little-endian uint32 buffer (len() counts ids)."""
     if _ARRAY_U32:
-        return array.array("I", ids).tobytes()
-    return np.asarray(ids, dtype=NUMPY_DTYPE).tobytes()
+        return array.array("I", ids)
+    return np.asarray(ids, dtype=NUMPY_DTYPE)
+
+
+def rows_per_block(seq_len: int) -> int:
+    return max(1, BLOCK_BYTES // (seq_len * NUMPY_DTYPE.itemsize))
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -101,13 +110,13 @@ def sequence_starts(lengths: Sequence[int], seq_len: int) -> tuple[list[int], in
 
 
 def pack_documents(
-    docs: Sequence[np.ndarray], seq_len: int, cls_id: int, sep_id: int
+    docs: Sequence, seq_len: int, cls_id: int, sep_id: int
 ) -> tuple[np.ndarray, int]:
-    """Rows [n, seq_len] = [CLS] stream[...] [SEP] of docs joined by [SEP]; the tail dropped."""
+    """Rows [n, seq_len] = [CLS] stream[...] [SEP] of docs (little-endian uint32 buffers: numpy
+    arrays or array.array) joined by [SEP]; the tail dropped."""
     starts, dropped = sequence_starts([len(d) for d in docs], seq_len)
-    separator = np.array([sep_id], dtype=NUMPY_DTYPE)
-    parts = [part for doc in docs for part in (separator, doc)][1:]
-    stream = np.concatenate(parts) if parts else np.empty(0, NUMPY_DTYPE)
+    separator = np.array([sep_id], dtype=NUMPY_DTYPE).tobytes()
+    stream = np.frombuffer(separator.join(docs), dtype=NUMPY_DTYPE)  # one copy, in C
     rows = np.empty((len(starts), seq_len), dtype=NUMPY_DTYPE)
     rows[:, 0], rows[:, -1] = cls_id, sep_id
     for i, start in enumerate(starts):
@@ -155,21 +164,25 @@ def _parse_line(url: str, number: int, line: bytes):
 # Beam
 
 
-class SampleTokenizeFn(beam.DoFn):
-    """A part file -> ((lang, bucket), [(key, uint32 ids as bytes), ...]) per batch and bucket,
-    and on the "lengths" output ((lang, bucket), [(key, tokens), ...]).
+class TokenizePackFn(beam.DoFn):
+    """A part file (lang, index, url) -> its packed rows, one chunk at a time: ((chunk, first
+    row), rows as uint32 bytes) per block of BLOCK_BYTES with chunk = (lang, index, n), (chunk,
+    rows) on "counts", (lang, stats) on "stats".
 
     Reads the file's documents, draws each `copies(passes[lang], seed, lang, id)` times (the
-    shared sampler of pipelines/sampling.py), encodes the drawn ones in batches with one
-    SentencePiece call and emits them grouped by packing bucket. Doing the three steps in one
-    DoFn keeps Beam's per-element cost off the per-document path (about 2x faster than separate
-    ApplySampling / BatchElements / ParDo steps on 2 cores). The lengths let the rows of every
-    bucket be counted before any is packed (count_rows), so packing can place them at once.
+    shared sampler of pipelines/sampling.py) and encodes the drawn ones in batches with one
+    SentencePiece call. A chunk closes once its drawn copies hold `chunk_chars` characters; its
+    copies are packed in doc_key order. Reading, sampling, encoding and packing in one DoFn keeps
+    token ids out of Beam until they are rows: packing after a shuffle by bucket moved every
+    document through the runner twice (about a tenth of the job's CPU), and Beam's per-element
+    cost stays off the per-document path.
     """
 
-    def __init__(self, spm_url: str, seed: int, passes: dict, buckets: dict, batch: int):
+    def __init__(self, spm_url: str, seed: int, passes: dict, pack: tuple, chunk_chars: int,
+                 batch: int):  # fmt: skip
         self._spm_url, self._seed, self._passes = spm_url, seed, passes
-        self._buckets, self._batch = buckets, batch
+        self._seq_len, self._cls, self._sep = pack
+        self._chunk_chars, self._batch = chunk_chars, batch
 
     def setup(self):
         import sentencepiece as spm  # once per worker process
@@ -178,94 +191,128 @@ class SampleTokenizeFn(beam.DoFn):
             self._sp = spm.SentencePieceProcessor(model_proto=f.read())
         freeze_worker_heap()
 
-    def process(self, lang_url):
-        lang = lang_url[0]
-        passes, seen, drawn, batch = self._passes[lang], 0, 0, []
-        for doc in read_clean_docs(lang_url):
+    def process(self, part):
+        lang, index, url = part
+        passes, seen, drawn, chunks = self._passes[lang], 0, 0, 0
+        batch, docs, chars = [], [], 0  # to encode; encoded (key, ids); drawn chars of the chunk
+        for doc in read_clean_docs((lang, url)):
             n = copies(passes, self._seed, lang, doc["id"])
             seen, drawn = seen + 1, drawn + n
-            if n:
-                batch.append((doc["id"], doc["text"], n))
-            if len(batch) == self._batch:
-                yield from self._encode(lang, batch)
+            if not n:
+                continue
+            batch.append((doc["id"], doc["text"], n))
+            chars += n * len(doc["text"])
+            if len(batch) == self._batch or chars >= self._chunk_chars:
+                docs += self._encode(lang, batch)
                 batch = []
-        if batch:
-            yield from self._encode(lang, batch)
+            if chars >= self._chunk_chars:
+                yield from self._pack((lang, index, chunks), docs)
+                docs, chars, chunks = [], 0, chunks + 1
+        if batch or docs or not chunks:  # every part reports at least one chunk, maybe empty
+            yield from self._pack((lang, index, chunks), docs + self._encode(lang, batch))
         beam.metrics.Metrics.counter("sampling", f"seen/{lang}").inc(seen)
         beam.metrics.Metrics.counter("sampling", f"drawn/{lang}").inc(drawn)
 
-    def _encode(self, lang: str, batch: list):
+    def _encode(self, lang: str, batch: list) -> list:
+        if not batch:
+            return []
         encoded = self._sp.encode([text for _, text, _ in batch], out_type=int, num_threads=1)
-        groups: dict[int, list] = {}
-        for (doc_id, _, n), ids in zip(batch, encoded, strict=True):
-            data = _ids_bytes(ids)
-            for copy in range(n):
-                key = doc_key(self._seed, lang, doc_id, copy)
-                groups.setdefault(key % self._buckets[lang], []).append((key, data))
-        for bucket in sorted(groups):
-            docs = groups[bucket]
-            yield (lang, bucket), docs
-            lengths = [(key, len(data) // NUMPY_DTYPE.itemsize) for key, data in docs]
-            yield beam.pvalue.TaggedOutput("lengths", ((lang, bucket), lengths))
+        return [
+            (doc_key(self._seed, lang, doc_id, copy), data)
+            for (doc_id, _, n), ids in zip(batch, encoded, strict=True)
+            for data in [_ids_array(ids)]
+            for copy in range(n)
+        ]
 
-
-def count_rows(element, seq_len: int) -> tuple[tuple, int]:
-    """((lang, bucket), lists of (key, tokens)) -> ((lang, bucket), rows pack_documents makes)."""
-    bucket, values = element
-    lengths = [n for _, n in sorted(item for items in values for item in items)]
-    return bucket, len(sequence_starts(lengths, seq_len)[0])
-
-
-class PackFn(beam.DoFn):
-    """A bucket's docs, in key order, packed into rows and placed at once: (shard, (slots, rows))
-    per shard that the seeded global permutation sends them to; stats on the "stats" output.
-
-    A row's global index is its bucket's offset in (lang, bucket) order (from `counts`, every
-    bucket's rows, known before packing) plus its index in the bucket.
-    """
-
-    def __init__(self, seq_len: int, cls_id: int, sep_id: int, seed: int, per_shard: int):
-        self._seq_len, self._cls, self._sep = seq_len, cls_id, sep_id
-        self._seed, self._per_shard = seed, per_shard
-
-    def process(self, element, counts):
-        bucket, values = element
-        drawn = sorted(item for items in values for item in items)  # key order: seeded, stable
-        docs = [np.frombuffer(b, dtype=NUMPY_DTYPE) for _, b in drawn]
-        rows, dropped = pack_documents(docs, self._seq_len, self._cls, self._sep)
-        if len(rows) != counts[bucket]:
-            raise RuntimeError(f"bucket {bucket}: {len(rows)} rows, counted {counts[bucket]}")
+    def _pack(self, chunk: tuple, docs: list):
+        docs.sort(key=lambda item: item[0])  # key order: seeded, stable
+        rows, dropped = pack_documents([d for _, d in docs], self._seq_len, self._cls, self._sep)
         stats = {
+            "chunks": 1,
             "documents": len(docs),
-            "tokens": sum(len(d) for d in docs),
+            "tokens": sum(len(d) for _, d in docs),
             "sequences": len(rows),
             "dropped_tokens": int(dropped),
         }
-        yield beam.pvalue.TaggedOutput("stats", (bucket[0], stats))
+        yield beam.pvalue.TaggedOutput("stats", (chunk[0], stats))
+        yield beam.pvalue.TaggedOutput("counts", (chunk, len(rows)))
+        step = rows_per_block(self._seq_len)
+        for first in range(0, len(rows), step):
+            yield (chunk, first), rows[first : first + step].tobytes()
+
+
+class PlaceFn(beam.DoFn):
+    """((chunk, first row), rows) -> (shard, (slots, rows)) per shard that the seeded global
+    permutation sends these rows to; slots as int64 bytes, rows as uint32 bytes.
+
+    A row's global index is its chunk's offset in chunk order (from `counts`: every chunk's rows,
+    known once all are packed) plus its index in the chunk. Plain bytes, not numpy arrays, go
+    through the shuffle: Beam pickles arrays, which cost the job a tenth of its CPU.
+    """
+
+    def __init__(self, seq_len: int, seed: int, per_shard: int):
+        self._seq_len, self._seed, self._per_shard = seq_len, seed, per_shard
+        self._offsets: tuple[dict, int] | None = None  # ({chunk: first global index}, rows)
+
+    def process(self, element, counts):
+        (chunk, first), data = element
+        rows = np.frombuffer(data, dtype=NUMPY_DTYPE).reshape(-1, self._seq_len)
+        if first + len(rows) > counts[chunk]:
+            raise RuntimeError(f"chunk {chunk}: rows up to {first + len(rows)}, counted fewer")
         if not len(rows):
             return
-        order = sorted(counts)  # buckets in (lang, bucket) order define global indices
-        offset = sum(counts[b] for b in order[: order.index(bucket)])
-        total = sum(counts.values())
-        places = permute_index(np.arange(offset, offset + len(rows)), total, self._seed)
+        offsets, total = self._chunk_offsets(counts)
+        places = permute_index(np.arange(len(rows)) + offsets[chunk] + first, total, self._seed)
         shards, slots = np.divmod(places, self._per_shard)
-        for shard in np.unique(shards):
-            sel = shards == shard
-            yield int(shard), (slots[sel], rows[sel])
+        order = np.argsort(shards, kind="stable")
+        bounds = np.flatnonzero(np.diff(shards[order])) + 1
+        for sel in np.split(order, bounds):
+            yield int(shards[sel[0]]), (slots[sel].astype("<i8").tobytes(), rows[sel].tobytes())
+
+    def _chunk_offsets(self, counts: dict) -> tuple[dict, int]:
+        """Each chunk's first global index, chunks in sorted order. Computed once: the side input
+        is the same for every element (one global window)."""
+        if self._offsets is None:
+            offsets, total = {}, 0
+            for chunk in sorted(counts):
+                offsets[chunk], total = total, total + counts[chunk]
+            self._offsets = (offsets, total)
+        return self._offsets
 
 
 class WriteShardFn(beam.DoFn):
-    """All (slots, rows) of one shard -> the shard file; yields its manifest entry."""
+    """All (slots, rows) of one shard -> the shard file; yields its manifest entry.
 
-    def __init__(self, output: str):
-        self._output = output
+    Rows are gathered in slot order a block of BLOCK_BYTES at a time, written and hashed as they
+    come: assembling the whole shard first cost a fresh 64 MiB array per shard, whose first
+    touch (page faults) cost more than the copy.
+    """
+
+    def __init__(self, output: str, seq_len: int):
+        self._output, self._seq_len = output, seq_len
 
     def process(self, element):
         shard, parts = element
         parts = list(parts)
-        slots = np.concatenate([s for s, _ in parts])
-        rows = np.concatenate([r for _, r in parts])
-        order = np.argsort(slots, kind="stable")
-        if not np.array_equal(slots[order], np.arange(len(slots))):
-            raise RuntimeError(f"shard {shard}: slots are not 0..{len(slots) - 1} (a bug)")
-        yield write_shard(io.join(self._output, shard_name(shard)), rows[order])
+        where = np.concatenate([np.frombuffer(s, dtype="<i8") for s, _ in parts])
+        order = np.argsort(where, kind="stable")  # slot i's row: order[i] of the parts' rows
+        if not np.array_equal(where[order], np.arange(len(where))):
+            raise RuntimeError(
+                f"shard {shard}: slots are not 0..{len(where) - 1} once each (a bug)"
+            )
+        rows = [np.frombuffer(r, dtype=NUMPY_DTYPE).reshape(-1, self._seq_len) for _, r in parts]
+        blocks = _gather(rows, order, rows_per_block(self._seq_len))
+        yield write_shard(io.join(self._output, shard_name(shard)), blocks)
+
+
+def _gather(rows: list[np.ndarray], order: np.ndarray, step: int):
+    """Blocks of `step` rows: row order[i] of the concatenation of `rows`, for i in order."""
+    starts = np.cumsum([0] + [len(r) for r in rows])
+    for first in range(0, len(order), step):
+        wanted = order[first : first + step]
+        part = np.searchsorted(starts, wanted, side="right") - 1
+        block = np.empty((len(wanted), rows[0].shape[1]), dtype=NUMPY_DTYPE)
+        by_part = np.argsort(part, kind="stable")
+        for sel in np.split(by_part, np.flatnonzero(np.diff(part[by_part])) + 1):
+            block[sel] = rows[part[sel[0]]][wanted[sel] - starts[part[sel[0]]]]
+        yield block

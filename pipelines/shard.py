@@ -3,16 +3,15 @@
     python -m pipelines.shard --corpus CLEAN --vocab VOCAB --output SHARDS [--workers N] [Beam]
 
 Steps: list the corpus parts; per part, read documents, draw each `copies(passes_lang)` times with
-the shared α-sampler (pipelines/sampling.py: the plan and draws build-vocab uses) and tokenise the
-drawn ones in batches with SentencePiece (loaded once per worker); group them into per-language
-packing buckets and pack (pipelines/pack.py); place every sequence by a seeded global
+the shared α-sampler (pipelines/sampling.py: the plan and draws build-vocab uses), tokenise the
+drawn ones in batches with SentencePiece (loaded once per worker) and pack them, a chunk of
+`chunk_chars` characters at a time (pipelines/pack.py); place every sequence by a seeded global
 permutation into shards of `sequences_per_shard`; write the shards, then the manifest
 (mdeberta/shards.py, docs/formats.md).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,8 +45,8 @@ class ShardConfig:
     """Seed of the sampling draws, the packing order and the write-time shuffle."""
     sequences_per_shard: int = DEFAULT_SEQUENCES_PER_SHARD
     """Sequences per shard file (the last one holds the rest); 32768 x 512 ids = 64 MiB."""
-    bucket_chars: int = 50_000_000
-    """Characters of drawn text per packing bucket (one language each; bounds worker memory)."""
+    chunk_chars: int = 50_000_000
+    """Characters of drawn text per packing chunk (a run of one part file; bounds worker memory)."""
     encode_batch: int = 256
     """Most documents per SentencePiece encode(list) call."""
     workers: int = 1
@@ -66,7 +65,7 @@ class ShardConfig:
             f"target_chars must be > 0 or None, got {self.target_chars}",
         )
         check(self.sequences_per_shard >= 1, "sequences_per_shard must be >= 1")
-        check(self.bucket_chars >= 1, f"bucket_chars must be >= 1, got {self.bucket_chars}")
+        check(self.chunk_chars >= 1, f"chunk_chars must be >= 1, got {self.chunk_chars}")
         check(self.encode_batch >= 1, f"encode_batch must be >= 1, got {self.encode_batch}")
         check(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
 
@@ -75,7 +74,7 @@ class ShardConfig:
 
 
 def plan_job(cfg: ShardConfig):
-    """(sampling plan, {lang: part files}, {lang: buckets}, vocab block) from the inputs."""
+    """(sampling plan, {lang: part files}, vocab block) from the inputs."""
     from pipelines.sampling import plan_sampling, read_clean_stats, sizes_from_stats
 
     read_manifest(cfg.corpus, kind="clean-corpus")
@@ -90,10 +89,7 @@ def plan_job(cfg: ShardConfig):
     plan = plan_sampling(sizes, cfg.alpha, cfg.target_chars, cfg.max_passes)
     langs = [k for k, lp in plan.languages.items() if lp.passes > 0]
     files = {k: io.expand_inputs([io.join(cfg.corpus, k, "part-*.jsonl.zst")]) for k in langs}
-    buckets = {
-        k: max(1, math.ceil(plan.languages[k].expected_units / cfg.bucket_chars)) for k in langs
-    }
-    return plan, files, buckets, vocab
+    return plan, files, vocab
 
 
 def prepare_output(cfg: ShardConfig) -> None:
@@ -114,44 +110,33 @@ def prepare_output(cfg: ShardConfig) -> None:
 # the pipeline
 
 
-def build_pipeline(p, cfg: ShardConfig, plan, files, buckets, vocab) -> None:
+def build_pipeline(p, cfg: ShardConfig, plan, files, vocab) -> None:
     """Add the job's transforms to pipeline `p`; it ends by writing {output}/_job/stats.json."""
     import apache_beam as beam
 
-    from pipelines.pack import PackFn, SampleTokenizeFn, WriteShardFn, count_rows
+    from pipelines.pack import PlaceFn, TokenizePackFn, WriteShardFn
 
     special = vocab["special_ids"]
-    parts = [(lang, url) for lang in sorted(files) for url in files[lang]]
+    parts = [(lang, i, url) for lang in sorted(files) for i, url in enumerate(files[lang])]
     passes = {k: lp.passes for k, lp in plan.languages.items()}
-    tokenize = SampleTokenizeFn(
-        io.join(cfg.vocab, "spm.model"), cfg.seed, passes, buckets, cfg.encode_batch
-    )
-    tokenized = (
+    tokenize = TokenizePackFn(
+        io.join(cfg.vocab, "spm.model"), cfg.seed, passes,
+        (cfg.seq_len, special["cls"], special["sep"]), cfg.chunk_chars, cfg.encode_batch,
+    )  # fmt: skip
+    packed = (
         p
-        | "Parts" >> beam.Create(parts)
-        | "Spread" >> beam.Reshuffle()
-        | "SampleTokenize" >> beam.ParDo(tokenize).with_outputs("lengths", main="docs")
+        | "Parts" >> beam.Create(parts)  # Create reshuffles: parts spread over the workers
+        | "TokenizePack" >> beam.ParDo(tokenize).with_outputs("counts", "stats", main="rows")
     )
-    # Rows per bucket from the token lengths alone, so Pack places its rows as it makes them:
-    # placing after packing needed every bucket's rows stored first (one more pass of all tokens).
+    # Placing needs every chunk's row count, so the rows wait (as bytes) until all are packed.
     # Side inputs as AsDict / AsList, not ToDict / ToList combiners: each combiner adds a shuffle
     # and several stages, a fixed cost of every run (together ~0.2 CPU-s of a local run's ~0.5).
-    counts = (
-        tokenized.lengths
-        | "GroupLengths" >> beam.GroupByKey()
-        | "CountRows" >> beam.Map(count_rows, cfg.seq_len)
-    )
-    pack = PackFn(cfg.seq_len, special["cls"], special["sep"], cfg.seed, cfg.sequences_per_shard)
-    packed = (
-        tokenized.docs
-        | "GroupBuckets" >> beam.GroupByKey()
-        | "PackAndPlace"
-        >> beam.ParDo(pack, beam.pvalue.AsDict(counts)).with_outputs("stats", main="rows")
-    )
+    place = PlaceFn(cfg.seq_len, cfg.seed, cfg.sequences_per_shard)
     entries = (
         packed.rows
+        | "Place" >> beam.ParDo(place, beam.pvalue.AsDict(packed.counts))
         | "GroupShards" >> beam.GroupByKey()
-        | "Write" >> beam.ParDo(WriteShardFn(cfg.output))
+        | "Write" >> beam.ParDo(WriteShardFn(cfg.output, cfg.seq_len))
     )
     _ = (
         p
@@ -167,12 +152,12 @@ def build_pipeline(p, cfg: ShardConfig, plan, files, buckets, vocab) -> None:
 
 
 def _write_job_stats(_, url: str, entries: list, stats: list) -> None:
-    """stats.json: the shards' entries by name and per-language sums of the buckets' stats."""
+    """stats.json: the shards' entries by name and per-language sums of the chunks' stats."""
     shards = sorted(entries, key=lambda e: e["name"])
     languages: dict[str, dict[str, int]] = {}
-    for lang, bucket_stats in sorted(stats, key=lambda s: s[0]):
+    for lang, chunk_stats in sorted(stats, key=lambda s: s[0]):
         total = languages.setdefault(lang, {})
-        for k, v in bucket_stats.items():
+        for k, v in chunk_stats.items():
             total[k] = total.get(k, 0) + v
     io.write_json(url, {"shards": shards, "languages": languages})
 
@@ -199,10 +184,10 @@ def run(cfg: ShardConfig, beam_argv: Sequence[str] = ()) -> dict:
     """Run the shard job; return the manifest it wrote."""
     from pipelines.options import pipeline
 
-    plan, files, buckets, vocab = plan_job(cfg)
+    plan, files, vocab = plan_job(cfg)
     prepare_output(cfg)
     with pipeline(beam_argv, workers=cfg.workers) as p:
-        build_pipeline(p, cfg, plan, files, buckets, vocab)
+        build_pipeline(p, cfg, plan, files, vocab)
     job = io.read_json(io.join(cfg.output, JOB_DIR, "stats.json"))
     if not job["shards"]:
         raise ValueError(
@@ -219,7 +204,12 @@ def run(cfg: ShardConfig, beam_argv: Sequence[str] = ()) -> dict:
             "seed": cfg.seed,
             "languages": language_report(plan, job["languages"]),
             "sampling": plan.to_dict(),
-            "packing": {"buckets": buckets, "languages_mixed": False, "doc_separator": "sep"},
+            "packing": {
+                "chunk_chars": cfg.chunk_chars,
+                "chunks": {k: v["chunks"] for k, v in sorted(job["languages"].items())},
+                "languages_mixed": False,
+                "doc_separator": "sep",
+            },
         },
     )
     fs, path = io.url_to_fs(io.join(cfg.output, JOB_DIR))

@@ -14,7 +14,14 @@ from mdeberta.cli import app
 from mdeberta.config import ConfigError, field_docs
 from mdeberta.manifest import IncompleteArtifactError, write_manifest
 from mdeberta.shards import ShardDataset, VocabMismatchError
-from pipelines.pack import count_rows, pack_documents, permute_index, read_clean_docs
+from pipelines.pack import (
+    PlaceFn,
+    WriteShardFn,
+    pack_documents,
+    permute_index,
+    read_clean_docs,
+    sequence_starts,
+)
 from pipelines.sampling import sampling_probabilities
 from pipelines.shard import ShardConfig, run
 from tests.tiny_vocab import write_tiny_vocab
@@ -82,7 +89,7 @@ def config(inputs, output, **kw):
         "seq_len": SEQ_LEN,
         "sequences_per_shard": 40,
         "max_passes": 3.0,
-        "bucket_chars": 3000,
+        "chunk_chars": 3000,
         **kw,
     }
     return ShardConfig(corpus=corpus, vocab=vocab, output=str(output), **kw)
@@ -115,6 +122,7 @@ def test_job_writes_monolingual_cls_sep_sequences(job, inputs):
         (lang,) = [k for k, a in ALPHABETS.items() if letters <= set(a)]  # exactly one language
         langs_seen.add(lang)
     assert langs_seen == set(DOCS)
+    assert m["packing"]["chunks"]["en"] > 2  # more chunks than en's 2 part files: chunk_chars
     for v in m["languages"].values():
         # every content token of the drawn docs is in a sequence, or counted as dropped
         seps = v["documents"] - 1
@@ -142,7 +150,7 @@ def test_bytes_identical_with_two_workers_via_the_cli(job, inputs, tmp_path):
     out, m = job
     args = ["--corpus", inputs[0], "--vocab", inputs[1], "--output", str(tmp_path),
             "--seq-len", str(SEQ_LEN), "--sequences-per-shard", "40", "--max-passes", "3",
-            "--workers", "2", "--set", "bucket_chars=3000",
+            "--workers", "2", "--set", "chunk_chars=3000", "--set", "encode_batch=7",
             "--direct_running_mode=multi_processing"]  # fmt: skip
     result = CliRunner().invoke(app, ["shard", *args])
     assert result.exit_code == 0, result.output
@@ -171,6 +179,14 @@ def test_seed_changes_order_not_content(job, inputs, tmp_path):
     assert m2["num_sequences"] == m["num_sequences"]
     np.testing.assert_array_equal(np.sort(shard_rows(out, m), axis=0),
                                   np.sort(shard_rows(tmp_path, m2), axis=0))  # fmt: skip
+
+
+def test_rows_travel_in_blocks_without_changing_a_byte(job, inputs, tmp_path, monkeypatch):
+    import pipelines.pack
+
+    monkeypatch.setattr(pipelines.pack, "BLOCK_BYTES", SEQ_LEN * 4 * 5)  # 5 rows a block
+    out, m = job
+    assert run(config(inputs, tmp_path))["shards"] == m["shards"]  # same sizes and sha256s
 
 
 def test_bad_inputs_fail_clearly(job, inputs, tmp_path):
@@ -228,16 +244,41 @@ def test_pack_documents_separates_docs_and_never_starts_with_a_separator():
 
 @settings(max_examples=200, deadline=None)
 @given(lengths=st.lists(st.integers(0, 40), max_size=12), seq_len=st.integers(3, 20))
-def test_rows_are_counted_from_lengths_alone_as_packing_makes_them(lengths, seq_len):
-    """count_rows must agree with pack_documents: packing places its rows by those counts."""
+def test_packing_accounts_for_every_token(lengths, seq_len):
     docs = [np.full(n, 7 + i, dtype=np.uint32) for i, n in enumerate(lengths)]
     rows, dropped = pack_documents(docs, seq_len, 1, 2)
-    keyed = [[(key, n) for key, n in enumerate(lengths)][::-1]]  # any order: sorted by key
-    assert count_rows((("en", 0), keyed), seq_len) == (("en", 0), len(rows))
+    assert len(rows) == len(sequence_starts(lengths, seq_len)[0])
     in_rows = int((rows[:, 1:-1] != 2).sum())  # document tokens (never 2) inside rows
     assert in_rows <= sum(lengths) <= in_rows + dropped  # the rest is in the dropped tail
     if all(lengths):  # no row starts with a separator (an empty document would be two)
         assert not (rows[:, 1] == 2).any()
+
+
+def test_rows_are_placed_by_the_global_permutation_into_full_shards(tmp_path):
+    """Place + Write without Beam: row g of the chunks in sorted order lands at permute_index(g)."""
+    seq_len, per_shard, seed = 4, 8, 3
+    sizes = {("de", 0, 0): 11, ("de", 0, 1): 0, ("en", 0, 0): 5, ("en", 1, 0): 13}
+    chunks = {c: np.arange(n * seq_len, dtype=np.uint32).reshape(n, seq_len) + 1000 * i
+              for i, (c, n) in enumerate(sorted(sizes.items()))}  # fmt: skip
+    place, by_shard = PlaceFn(seq_len, seed, per_shard), {}
+    for chunk in reversed(list(chunks)):  # any order
+        for first in range(0, len(chunks[chunk]), 4):  # in blocks of 4 rows
+            block = ((chunk, first), chunks[chunk][first : first + 4].tobytes())
+            for shard, part in place.process(block, sizes):
+                by_shard.setdefault(shard, []).append(part)
+    write = WriteShardFn(str(tmp_path), seq_len)
+    entries = [e for s in sorted(by_shard) for e in write.process((s, by_shard[s]))]
+    assert [e["sequences"] for e in entries] == [8, 8, 8, 5]
+    out = shard_rows_from(tmp_path, entries, seq_len)
+    rows = np.concatenate(list(chunks.values()))
+    assert np.array_equal(out[permute_index(np.arange(len(rows)), len(rows), seed)], rows)
+    with pytest.raises(RuntimeError, match="slots are not"):
+        list(write.process((0, by_shard[0] + by_shard[0][:1])))
+
+
+def shard_rows_from(directory, entries, seq_len):
+    files = [np.fromfile(directory / e["name"], "<u4") for e in entries]
+    return np.concatenate(files).reshape(-1, seq_len)
 
 
 @settings(max_examples=50, deadline=None)
