@@ -145,8 +145,7 @@ def run_sample(
         passes = {k: lp.passes for k, lp in plan.languages.items()}
         lines, counts = (
             p
-            | "Files" >> beam.Create(files)
-            | "Spread" >> beam.Reshuffle()
+            | "Files" >> beam.Create(files)  # Create reshuffles: files spread over the workers
             | "Sample"
             >> beam.ParDo(_SampleFile(passes, seed, num_files, max_sentence_bytes)).with_outputs(
                 _SampleFile.STATS, main="lines"
