@@ -65,14 +65,18 @@ def pipeline_options(args: Sequence[str] = (), *, workers: int | None = None, **
 
 
 WORKER_MALLOC_ENV = {
-    # glibc hands every freed block over 128 KiB back to the kernel and maps fresh, zeroed pages
-    # for the next one; elements relayed MBs at a time paid that on every copy. Blocks up to
-    # 32 MiB now come from the heap, which keeps 1 GiB of free memory before shrinking.
-    "MALLOC_MMAP_THRESHOLD_": str(32 << 20),
+    # glibc maps every block over 128 KiB (at most 32 MiB, however tuned) afresh and hands it
+    # back to the kernel when freed, so the next one is faulted in and zeroed again: elements
+    # relayed MBs at a time paid that on every copy, and the runner joins a stage's whole input
+    # into one buffer several times (a 73 MB one 8 times in a shard-job run: ~100k page faults
+    # per stage, more CPU than the stage's own work). With mmap off every block comes from the
+    # heap, which keeps up to 1 GiB of free memory for the next one before shrinking.
+    "MALLOC_MMAP_MAX_": "0",
     "MALLOC_TRIM_THRESHOLD_": str(1 << 30),
     "MALLOC_ARENA_MAX": "2",  # gRPC's threads would each get an arena to grow and trim
 }
-_MALLOPT = {"MALLOC_TRIM_THRESHOLD_": -1, "MALLOC_MMAP_THRESHOLD_": -3, "MALLOC_ARENA_MAX": -8}
+_MALLOPT = {"MALLOC_TRIM_THRESHOLD_": -1, "MALLOC_MMAP_MAX_": -4, "MALLOC_ARENA_MAX": -8}
+GLIBC_MMAP_MAX = "65536"  # glibc's default M_MMAP_MAX, restored in this process after a run
 RUNNER_GC_THRESHOLD = (100_000, 50, 100)
 """Generation 0 is collected every 100k allocations instead of 700: the runner allocates an
 object or more per relayed element, and its buffers are no garbage until the run ends."""
@@ -102,9 +106,11 @@ def _mallopt(settings: dict[str, str]) -> None:
 def tuned_for_local_run(args: Sequence[str]) -> Iterator[None]:
     """Around a local run: malloc settings for this process and, through the environment, for
     the SDK worker processes it starts; a lazier garbage collector here. Settings already in the
-    environment win. The environment and the collector are restored afterwards; malloc settings
-    of this process stay (glibc cannot undo them, and they only trade memory kept for speed).
-    A remote runner (Dataflow) gets nothing: its workers are not this machine's processes."""
+    environment win. The environment, the collector and mmap use are restored afterwards (what
+    runs next in this process, such as training in the demo, may want big blocks returned to the
+    kernel); the other malloc settings of this process stay (glibc cannot tell their previous
+    values, and they only trade memory kept for speed). A remote runner (Dataflow) gets nothing:
+    its workers are not this machine's processes."""
     if option_value(args, "runner") not in LOCAL_RUNNERS:
         yield
         return
@@ -122,6 +128,8 @@ def tuned_for_local_run(args: Sequence[str]) -> Iterator[None]:
             gc.unfreeze()
         for key in added:
             os.environ.pop(key, None)
+        if "MALLOC_MMAP_MAX_" in added:
+            _mallopt({"MALLOC_MMAP_MAX_": GLIBC_MMAP_MAX})
 
 
 @contextlib.contextmanager

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
+import sys
 
 import apache_beam as beam
 import pytest
@@ -54,6 +56,33 @@ def test_local_run_tunes_the_worker_processes_and_undoes_it_here(monkeypatch):
         assert_that(envs, equal_to([expected, expected]))
     assert gc.get_threshold() == threshold and gc.get_freeze_count() == 0
     assert not set(WORKER_MALLOC_ENV) & set(os.environ)
+
+
+def _from_the_heap(size: int) -> bool:
+    """Whether glibc serves a `size`-byte block from the heap (else from a mapping of its own)."""
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    address = libc.malloc(size)
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                low, high = (int(x, 16) for x in line.split()[0].split("-"))
+                if low <= address < high:
+                    return line.rstrip().endswith("[heap]")
+        raise AssertionError(f"{address:#x} is in no mapping")
+    finally:
+        libc.free(address)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_big_blocks_come_from_the_heap_during_a_local_run_only(monkeypatch):
+    monkeypatch.delenv("MALLOC_MMAP_MAX_", raising=False)
+    assert not _from_the_heap(64 << 20)  # glibc maps big blocks by default
+    with tuned_for_local_run(beam_args([], workers=1)):
+        assert _from_the_heap(64 << 20)
+    # Turned back on for what runs next: a block bigger than the heap's free memory is mapped.
+    assert not _from_the_heap(256 << 20)
 
 
 def test_settings_in_the_environment_win_and_remote_runners_get_nothing(monkeypatch):
