@@ -101,15 +101,16 @@ def job(inputs, tmp_path_factory):
     return out, run(config(inputs, out))
 
 
-def shard_rows(out, manifest):
-    return np.concatenate(
-        [np.fromfile(out / s["name"], "<u4").reshape(-1, SEQ_LEN) for s in manifest["shards"]]
+def shard_rows(out, shards, seq_len=SEQ_LEN):
+    """The rows of these shard entries ({"name", ...}) in directory `out`, in order."""
+    return np.concatenate([np.fromfile(out / s["name"], "<u4") for s in shards]).reshape(
+        -1, seq_len
     )
 
 
 def test_job_writes_monolingual_cls_sep_sequences(job, inputs):
     out, m = job
-    rows = shard_rows(out, m)
+    rows = shard_rows(out, m["shards"])
     assert m["kind"] == "token-shards" and m["seq_len"] == SEQ_LEN and m["dtype"] == "uint32"
     assert len(rows) == m["num_sequences"] == sum(v["sequences"] for v in m["languages"].values())
     assert [s["sequences"] for s in m["shards"][:-1]] == [40] * (len(m["shards"]) - 1)
@@ -177,8 +178,8 @@ def test_seed_changes_order_not_content(job, inputs, tmp_path):
     out, m = job
     m2 = run(config(inputs, tmp_path, seed=0, sequences_per_shard=1000))
     assert m2["num_sequences"] == m["num_sequences"]
-    np.testing.assert_array_equal(np.sort(shard_rows(out, m), axis=0),
-                                  np.sort(shard_rows(tmp_path, m2), axis=0))  # fmt: skip
+    np.testing.assert_array_equal(np.sort(shard_rows(out, m["shards"]), axis=0),
+                                  np.sort(shard_rows(tmp_path, m2["shards"]), axis=0))  # fmt: skip
 
 
 def test_rows_travel_in_blocks_without_changing_a_byte(job, inputs, tmp_path, monkeypatch):
@@ -269,16 +270,11 @@ def test_rows_are_placed_by_the_global_permutation_into_full_shards(tmp_path):
     write = WriteShardFn(str(tmp_path), seq_len)
     entries = [e for s in sorted(by_shard) for e in write.process((s, by_shard[s]))]
     assert [e["sequences"] for e in entries] == [8, 8, 8, 5]
-    out = shard_rows_from(tmp_path, entries, seq_len)
+    out = shard_rows(tmp_path, entries, seq_len)
     rows = np.concatenate(list(chunks.values()))
     assert np.array_equal(out[permute_index(np.arange(len(rows)), len(rows), seed)], rows)
     with pytest.raises(RuntimeError, match="slots are not"):
         list(write.process((0, by_shard[0] + by_shard[0][:1])))
-
-
-def shard_rows_from(directory, entries, seq_len):
-    files = [np.fromfile(directory / e["name"], "<u4") for e in entries]
-    return np.concatenate(files).reshape(-1, seq_len)
 
 
 @settings(max_examples=50, deadline=None)
