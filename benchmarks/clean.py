@@ -78,8 +78,8 @@ def make_input(directory: Path, megabytes: float) -> int:
 
 
 def run_beam(inputs: list[str], output: str, workers: int) -> dict:
-    from pipelines.clean import run_clean
-    from pipelines.clean_config import CleanConfig
+    from mdeberta.pipelines.clean import run_clean
+    from mdeberta.pipelines.clean_config import CleanConfig
 
     return run_clean(inputs, output, CleanConfig(), ["--direct_running_mode=multi_processing"],
                      workers=workers)  # fmt: skip
@@ -90,11 +90,11 @@ def run_loop(inputs: list[str], output: str) -> dict:
     import math
 
     from mdeberta import io
-    from pipelines.clean import part_name, write_shard
-    from pipelines.clean_config import CleanConfig
-    from pipelines.dedup import apply_drops, drops_in_memory, shard_of
-    from pipelines.read import file_documents, plan_inputs
-    from pipelines.rules import clean_document, rule_context, stats_document
+    from mdeberta.pipelines.clean import part_name, write_shard
+    from mdeberta.pipelines.clean_config import CleanConfig
+    from mdeberta.pipelines.dedup import apply_drops, drops_in_memory, shard_of
+    from mdeberta.pipelines.read import file_documents, plan_inputs
+    from mdeberta.pipelines.rules import clean_document, rule_context, stats_document
 
     cfg = CleanConfig()
     per_lang: dict[str, dict] = {}
@@ -129,8 +129,8 @@ def run_loop(inputs: list[str], output: str) -> dict:
 
 
 def measure(mode: str, inputs: list[str], output: str, workers: int) -> dict:
-    import pipelines.clean  # noqa: F401  (Beam's import time is not throughput)
-    from pipelines.options import freeze_worker_heap
+    import mdeberta.pipelines.clean  # noqa: F401  (Beam's import time is not throughput)
+    from mdeberta.pipelines.options import freeze_worker_heap
 
     if mode == "loop":  # what the job's workers do once set up, so both runs collect alike
         freeze_worker_heap()

@@ -106,7 +106,7 @@ def raw_encode(vocab: str, docs: dict[str, list[str]], batch: int) -> tuple[int,
 
 
 def run_job(corpus: str, vocab: str, output: str) -> tuple[int, float, float]:
-    from pipelines.shard import ShardConfig, run
+    from mdeberta.pipelines.shard import ShardConfig, run
 
     # alpha = 1 and no cap: every document is drawn exactly once, as in the raw baseline.
     cfg = ShardConfig(corpus=corpus, vocab=vocab, output=output, alpha=1.0, overwrite=True)

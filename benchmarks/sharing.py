@@ -19,15 +19,14 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from mdeberta import resources_path
+from mdeberta.shards import read_shards_manifest
+from mdeberta.train.analyze import analyze_run
+from mdeberta.train.config import load_train_config
+from mdeberta.train.metrics import read_metrics
+from mdeberta.train.run import train
 
-from mdeberta import resources_path  # noqa: E402
-from mdeberta.shards import read_shards_manifest  # noqa: E402
-from train.analyze import analyze_run  # noqa: E402
-from train.config import load_train_config  # noqa: E402
-from train.metrics import read_metrics  # noqa: E402
-from train.run import train  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 MODES = ("gdes", "es", "nes")
 TOY = ["model.hidden_size=64", "model.num_attention_heads=4", "model.intermediate_size=256",

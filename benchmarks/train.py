@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,12 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from mdeberta.shards import write_token_shards  # noqa: E402
-from train.config import ModelConfig, TrainConfig  # noqa: E402
-from train.metrics import read_metrics  # noqa: E402
-from train.run import train  # noqa: E402
+from mdeberta.shards import write_token_shards
+from mdeberta.train.config import ModelConfig, TrainConfig
+from mdeberta.train.metrics import read_metrics
+from mdeberta.train.run import train
 
 MDEBERTA_VOCAB = 250102  # 250,101 pieces + [MASK]
 

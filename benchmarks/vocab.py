@@ -29,11 +29,6 @@ import tempfile
 import time
 from pathlib import Path
 
-# This file is benchmarks/vocab.py: run as a script, its folder comes first on sys.path and would
-# shadow the `vocab` package.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-
 DOC_LINES = 50  # --raw: documents of at most this many paragraphs when no blank lines separate them
 
 
@@ -82,8 +77,8 @@ def make_corpus(raw: str, out: Path) -> str:
 
 def _child_build(cfg_json: str) -> None:
     from mdeberta.config import from_dict
-    from vocab.build import build_vocab
-    from vocab.config import VocabConfig
+    from mdeberta.vocab.build import build_vocab
+    from mdeberta.vocab.config import VocabConfig
 
     build_vocab(from_dict(VocabConfig, json.loads(cfg_json)))
 
@@ -92,8 +87,8 @@ def _child_spm(cfg_json: str) -> None:
     import sentencepiece as spm
 
     from mdeberta.config import from_dict
-    from vocab.config import VocabConfig
-    from vocab.train import trainer_spec
+    from mdeberta.vocab.config import VocabConfig
+    from mdeberta.vocab.train import trainer_spec
 
     cfg = from_dict(VocabConfig, json.loads(cfg_json))
     manifest = json.loads(Path(cfg.output, "manifest.json").read_text())
@@ -123,7 +118,7 @@ def measure(step: str, cfg: dict) -> dict:
 
 
 def same_pieces(ours: Path, direct: Path) -> bool:
-    from vocab.tokenizer import load_model_proto
+    from mdeberta.vocab.tokenizer import load_model_proto
 
     a, b = (load_model_proto(p.read_bytes()).pieces for p in (ours, direct))
     return [(p.piece, p.score) for p in a] == [(p.piece, p.score) for p in b]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from eval.config import FinetuneConfig, XnliConfig
 from mdeberta.config import field_docs
+from mdeberta.eval.config import FinetuneConfig, XnliConfig
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 _RUN, _FT = field_docs(XnliConfig), field_docs(FinetuneConfig)
@@ -68,7 +68,7 @@ def xnli(
 def _run(options: dict) -> None:
     import dataclasses
 
-    from eval.xnli import run_xnli
+    from mdeberta.eval.xnli import run_xnli
 
     recipe = {f.name for f in dataclasses.fields(FinetuneConfig)}
     finetune = FinetuneConfig(**{k: v for k, v in options.items() if k in recipe})

@@ -220,7 +220,7 @@ def load_nli(
     Fails with DataError when a requested language is absent, or when more than
     max_malformed_fraction of the rows is malformed (malformed rows are counted either way)."""
     source = spec if isinstance(spec, Source) else parse_source(spec, role)
-    from eval import hub  # imports `datasets` only when called
+    from mdeberta.eval import hub  # imports `datasets` only when called
 
     loader = {
         "hub": hub.load_hub,

@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from eval.config import FinetuneConfig
-from eval.data import LABELS, Pair, label_id
 from mdeberta import io
+from mdeberta.eval.config import FinetuneConfig
+from mdeberta.eval.data import LABELS, Pair, label_id
 from mdeberta.manifest import MANIFEST
 
 # files of which a tokenizer directory holds at least one (DeBERTa, XLM-R, T5, BERT, GPT-2 style)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from eval.data import ROLE_SPLITS, DataError, NLIData, Source
+from mdeberta.eval.data import ROLE_SPLITS, DataError, NLIData, Source
 
 
 def load_hub(source: Source, role: str, languages: list[str], data: NLIData) -> None:

@@ -16,10 +16,10 @@ import os
 import random
 import time
 
-from eval.config import XnliConfig
-from eval.data import LABELS, NLIData, Pair, load_nli
 from mdeberta import io
 from mdeberta.config import config_to_dict
+from mdeberta.eval.config import XnliConfig
+from mdeberta.eval.data import LABELS, NLIData, Pair, load_nli
 from mdeberta.languages import XNLI_LANGUAGES, get_language
 from mdeberta.manifest import MANIFEST, invalidate, read_manifest, write_manifest
 
@@ -76,8 +76,8 @@ def _load_data(cfg: XnliConfig, languages: list[str]) -> dict[str, NLIData | Non
 
 def run_xnli(cfg: XnliConfig) -> dict:
     """Fine-tune (unless eval_only), evaluate every language, write the reports and manifest."""
-    from eval import finetune as ft
-    from eval.report import write_reports
+    from mdeberta.eval import finetune as ft
+    from mdeberta.eval.report import write_reports
 
     clock = {"start": time.monotonic()}
     languages = xnli_languages(cfg.languages)
@@ -116,7 +116,7 @@ def run_xnli(cfg: XnliConfig) -> dict:
 
 def _train(clf, cfg: XnliConfig, data: dict[str, NLIData | None]) -> dict:
     """Fine-tune on the training language, select on English dev; the selection record."""
-    from eval import finetune as ft
+    from mdeberta.eval import finetune as ft
 
     hp = cfg.finetune
     train = subsample(data["train"].pairs[cfg.train_language], cfg.max_train_examples, hp.seed)
@@ -134,7 +134,7 @@ def _train(clf, cfg: XnliConfig, data: dict[str, NLIData | None]) -> dict:
 
 def _evaluate(clf, cfg: XnliConfig, test: NLIData, languages: list[str]):
     """Accuracy and number of pairs per language."""
-    from eval import finetune as ft
+    from mdeberta.eval import finetune as ft
 
     hp, accuracy, examples = cfg.finetune, {}, {}
     for lang in languages:
@@ -150,7 +150,7 @@ def _evaluate(clf, cfg: XnliConfig, test: NLIData, languages: list[str]):
 
 def _results(cfg: XnliConfig, clf, data, selection: dict, accuracy, examples) -> dict:
     """The content of xnli.json."""
-    from eval.report import mean
+    from mdeberta.eval.report import mean
 
     return {
         "format_version": FORMAT_VERSION,
@@ -191,7 +191,7 @@ def _has_manifest(path: str) -> bool:
 
 def _save_classifier(clf, cfg: XnliConfig) -> None:
     """classifier/ beside the reports; ours gets an hf-model manifest so eval_only finds it ours."""
-    from eval.finetune import save_classifier
+    from mdeberta.eval.finetune import save_classifier
 
     path = io.join(cfg.output, CLASSIFIER_DIR)
     save_classifier(clf, path)

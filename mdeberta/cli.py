@@ -15,14 +15,14 @@ import typer
 # (command name, "module:attribute"): a function becomes a command, a typer.Typer a command group.
 COMMANDS: list[tuple[str, str]] = [
     # one line per command, in the order of the flow
-    ("clean", "pipelines.cli:clean"),
-    ("build-vocab", "vocab.cli:build_vocab"),
-    ("shard", "pipelines.shard_cli:shard"),
-    ("train", "train.cli:train"),
-    ("export", "train.cli:export"),
-    ("plot", "train.cli:plot"),
-    ("analyze-embeddings", "train.cli:analyze_embeddings"),
-    ("eval", "eval.cli:app"),
+    ("clean", "mdeberta.pipelines.cli:clean"),
+    ("build-vocab", "mdeberta.vocab.cli:build_vocab"),
+    ("shard", "mdeberta.pipelines.shard_cli:shard"),
+    ("train", "mdeberta.train.cli:train"),
+    ("export", "mdeberta.train.cli:export"),
+    ("plot", "mdeberta.train.cli:plot"),
+    ("analyze-embeddings", "mdeberta.train.cli:analyze_embeddings"),
+    ("eval", "mdeberta.eval.cli:app"),
     ("demo", "mdeberta.demo:demo"),
 ]
 

@@ -54,8 +54,8 @@ def _dir(cfg: DemoConfig, name: str) -> str:
 
 
 def _clean(cfg: DemoConfig) -> dict:
-    from pipelines.clean import run_clean
-    from pipelines.clean_config import CleanConfig
+    from mdeberta.pipelines.clean import run_clean
+    from mdeberta.pipelines.clean_config import CleanConfig
 
     inputs = [str(resources_path("sample", "*.txt.xz"))]
     stats = run_clean(
@@ -75,8 +75,8 @@ def _clean(cfg: DemoConfig) -> dict:
 
 
 def _vocab(cfg: DemoConfig) -> dict:
-    from vocab.build import build_vocab
-    from vocab.config import VocabConfig
+    from mdeberta.vocab.build import build_vocab
+    from mdeberta.vocab.config import VocabConfig
 
     out = _dir(cfg, "vocab")
     vocab = VocabConfig(
@@ -97,7 +97,7 @@ def _vocab(cfg: DemoConfig) -> dict:
 
 
 def _shard(cfg: DemoConfig) -> dict:
-    from pipelines.shard import ShardConfig, run
+    from mdeberta.pipelines.shard import ShardConfig, run
 
     manifest = run(
         ShardConfig(
@@ -119,8 +119,8 @@ def _shard(cfg: DemoConfig) -> dict:
 def _train(cfg: DemoConfig) -> dict:
     from importlib import resources
 
-    from train.config import load_train_config
-    from train.run import train
+    from mdeberta.train.config import load_train_config
+    from mdeberta.train.run import train
 
     tiny = str(resources.files("train").joinpath("configs", "tiny.toml"))
     overrides = [f"steps={cfg.steps}", "export_at_end=false"]
@@ -132,14 +132,14 @@ def _train(cfg: DemoConfig) -> dict:
 
 
 def _export(cfg: DemoConfig) -> dict:
-    from train.export import export_run
+    from mdeberta.train.export import export_run
 
     return export_run(_dir(cfg, "run"), _dir(cfg, "hf"))
 
 
 def _xnli(cfg: DemoConfig) -> dict:
-    from eval.config import FinetuneConfig, XnliConfig
-    from eval.xnli import run_xnli
+    from mdeberta.eval.config import FinetuneConfig, XnliConfig
+    from mdeberta.eval.xnli import run_xnli
 
     fixture = str(resources_path("xnli"))
     results = run_xnli(

@@ -1,7 +1,7 @@
 """The cleaning job: CC-100 files in, a deduplicated clean corpus out (docs/dataflow.md for GCP).
 
-    python -m pipelines.clean data/*.txt.xz --output clean/ --workers 2
-    python -m pipelines.clean gs://bucket/cc100/*.txt.xz --output gs://bucket/clean \\
+    python -m mdeberta.pipelines.clean data/*.txt.xz --output clean/ --workers 2
+    python -m mdeberta.pipelines.clean gs://bucket/cc100/*.txt.xz --output gs://bucket/clean \\
         --runner DataflowRunner --project P --region R --temp_location gs://bucket/tmp \\
         --setup_file ./pyproject.toml
 
@@ -34,10 +34,10 @@ from apache_beam.transforms.window import GlobalWindows
 from mdeberta import io
 from mdeberta.config import config_to_dict
 from mdeberta.manifest import invalidate, write_manifest
-from pipelines import dedup, options
-from pipelines.clean_config import CleanConfig
-from pipelines.read import InputFile, batches, file_documents, pack, plan_inputs, unpack
-from pipelines.rules import (
+from mdeberta.pipelines import dedup, options
+from mdeberta.pipelines.clean_config import CleanConfig
+from mdeberta.pipelines.read import InputFile, batches, file_documents, pack, plan_inputs, unpack
+from mdeberta.pipelines.rules import (
     Document,
     RawDocument,
     Stats,
@@ -361,7 +361,7 @@ def run_clean(
     return document
 
 
-if __name__ == "__main__":  # python -m pipelines.clean: the same options as `mdeberta clean`
+if __name__ == "__main__":  # python -m mdeberta.pipelines.clean: `mdeberta clean`'s options
     import sys
 
     from mdeberta.cli import main

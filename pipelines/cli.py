@@ -33,8 +33,8 @@ def clean(
     Example: mdeberta clean data/cc100/*.txt.xz --output clean/ --languages xnli --workers 2
     """
     from mdeberta.config import flag_overrides, load_config
-    from pipelines.clean import run_clean
-    from pipelines.clean_config import CleanConfig
+    from mdeberta.pipelines.clean import run_clean
+    from mdeberta.pipelines.clean_config import CleanConfig
 
     given = {
         "languages": languages,

@@ -25,8 +25,16 @@ from collections.abc import Iterable, Iterator, Sequence
 import apache_beam as beam
 import numpy as np
 
-from pipelines.read import pack, unpack
-from pipelines.rules import Document, RuleContext, Stats, content_hash, count, remove, too_short
+from mdeberta.pipelines.read import pack, unpack
+from mdeberta.pipelines.rules import (
+    Document,
+    RuleContext,
+    Stats,
+    content_hash,
+    count,
+    remove,
+    too_short,
+)
 
 DOCUMENT, PARAGRAPH = 0, 1
 WHOLE = -1

@@ -25,9 +25,9 @@ import apache_beam as beam
 import numpy as np
 
 from mdeberta import io
+from mdeberta.pipelines.options import freeze_worker_heap
+from mdeberta.pipelines.sampling import copies
 from mdeberta.shards import NUMPY_DTYPE, shard_name, write_shard
-from pipelines.options import freeze_worker_heap
-from pipelines.sampling import copies
 
 _M64 = (1 << 64) - 1
 # Packed rows travel in blocks of at most 8 MiB: elements stay well under the data plane's limits

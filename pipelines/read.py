@@ -25,7 +25,7 @@ import zstandard
 
 from mdeberta import io
 from mdeberta.languages import UnknownLanguageError, canonical_code
-from pipelines.rules import RawDocument, Stats, count, decode_utf8
+from mdeberta.pipelines.rules import RawDocument, Stats, count, decode_utf8
 
 _CHUNK = 1 << 20
 PACK_LEVEL = 1

@@ -25,7 +25,7 @@ import regex
 from mdeberta.languages import UNICODE_SCRIPT_NAMES, get_language
 
 if TYPE_CHECKING:
-    from pipelines.clean_config import CleanConfig
+    from mdeberta.pipelines.clean_config import CleanConfig
 
 # normalisation
 

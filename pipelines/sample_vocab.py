@@ -3,7 +3,8 @@
     sample = sample_job(corpus, out_dir, alpha=0.3, sentences=10_000_000, max_passes=10,
                         seed=12345, max_sentence_bytes=8192)   # = plan + run_sample
 
-or alone: `python -m pipelines.sample_vocab --corpus C --output O [--sentences N] [Beam options]`
+or alone: `python -m mdeberta.pipelines.sample_vocab --corpus C --output O [--sentences N]
+[Beam options]`
 (build-vocab runs it for you).
 
 Each paragraph of each document is drawn `copies(plan.passes(lang), seed, lang, f"{id}:{i}")`
@@ -24,9 +25,14 @@ import json
 import apache_beam as beam
 
 from mdeberta import io
-from pipelines.options import pipeline
-from pipelines.paragraphs import corpus_files, read_clean_stats, read_paragraphs, split_long
-from pipelines.sampling import SamplingPlan, copies, plan_sampling, sizes_from_stats
+from mdeberta.pipelines.options import pipeline
+from mdeberta.pipelines.paragraphs import (
+    corpus_files,
+    read_clean_stats,
+    read_paragraphs,
+    split_long,
+)
+from mdeberta.pipelines.sampling import SamplingPlan, copies, plan_sampling, sizes_from_stats
 
 TARGET_FILE_CHARS = 256 << 20  # ~256 MB of text per sample file
 
@@ -200,7 +206,7 @@ def sample_job(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m pipelines.sample_vocab`: the sampling job alone (e.g. on Dataflow)."""
+    """`python -m mdeberta.pipelines.sample_vocab`: the sampling job alone (e.g. on Dataflow)."""
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 
 import apache_beam as beam
 
-from pipelines.paragraphs import read_clean_stats  # noqa: F401 - re-exported for the shard job
+from mdeberta.pipelines.paragraphs import read_clean_stats  # noqa: F401 - re-exported for the shard job
 
 # helpers
 

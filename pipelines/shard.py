@@ -1,6 +1,7 @@
 """The shard job: clean corpus + vocabulary -> α-sampled, packed, shuffled token shards.
 
-    python -m pipelines.shard --corpus CLEAN --vocab VOCAB --output SHARDS [--workers N] [Beam]
+    python -m mdeberta.pipelines.shard --corpus CLEAN --vocab VOCAB --output SHARDS [--workers N]
+        [Beam options]
 
 Steps: list the corpus parts; per part, read documents, draw each `copies(passes_lang)` times with
 the shared α-sampler (pipelines/sampling.py: the plan and draws build-vocab uses), tokenise the
@@ -75,7 +76,7 @@ class ShardConfig:
 
 def plan_job(cfg: ShardConfig):
     """(sampling plan, {lang: part files}, vocab block) from the inputs."""
-    from pipelines.sampling import plan_sampling, read_clean_stats, sizes_from_stats
+    from mdeberta.pipelines.sampling import plan_sampling, read_clean_stats, sizes_from_stats
 
     read_manifest(cfg.corpus, kind="clean-corpus")
     vocab = vocab_info(cfg.vocab)
@@ -114,7 +115,7 @@ def build_pipeline(p, cfg: ShardConfig, plan, files, vocab) -> None:
     """Add the job's transforms to pipeline `p`; it ends by writing {output}/_job/stats.json."""
     import apache_beam as beam
 
-    from pipelines.pack import PlaceFn, TokenizePackFn, WriteShardFn
+    from mdeberta.pipelines.pack import PlaceFn, TokenizePackFn, WriteShardFn
 
     special = vocab["special_ids"]
     parts = [(lang, i, url) for lang in sorted(files) for i, url in enumerate(files[lang])]
@@ -182,7 +183,7 @@ def language_report(plan, languages: dict[str, dict]) -> dict[str, dict]:
 
 def run(cfg: ShardConfig, beam_argv: Sequence[str] = ()) -> dict:
     """Run the shard job; return the manifest it wrote."""
-    from pipelines.options import pipeline
+    from mdeberta.pipelines.options import pipeline
 
     plan, files, vocab = plan_job(cfg)
     prepare_output(cfg)
@@ -217,7 +218,7 @@ def run(cfg: ShardConfig, beam_argv: Sequence[str] = ()) -> dict:
     return manifest
 
 
-if __name__ == "__main__":  # python -m pipelines.shard: the same options as `mdeberta shard`
+if __name__ == "__main__":  # python -m mdeberta.pipelines.shard: `mdeberta shard`'s options
     import sys
 
     from mdeberta.cli import main

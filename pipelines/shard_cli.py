@@ -1,4 +1,7 @@
-"""The `mdeberta shard` command (also `python -m pipelines.shard`). Light: Beam loads on run."""
+"""The `mdeberta shard` command (also `python -m mdeberta.pipelines.shard`).
+
+Light: Beam loads on run.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ def shard(
     Example: mdeberta shard --corpus clean/ --vocab vocab/ --output shards/ --workers 2
     """
     from mdeberta.config import flag_overrides, load_config
-    from pipelines.shard import ShardConfig, run
+    from mdeberta.pipelines.shard import ShardConfig, run
 
     given = {
         "corpus": corpus, "vocab": vocab, "output": output, "seq_len": seq_len, "alpha": alpha,

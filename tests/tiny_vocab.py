@@ -12,7 +12,7 @@ import sentencepiece as spm
 
 from mdeberta import io
 from mdeberta.manifest import write_manifest
-from vocab.tokenizer import special_ids, write_tokenizer_files
+from mdeberta.vocab.tokenizer import special_ids, write_tokenizer_files
 
 SPECIALS = {
     "pad_id": 0, "bos_id": 1, "eos_id": 2, "unk_id": 3,

@@ -1,4 +1,5 @@
 """The RTD trainer: loop, masking, checkpoints, metrics, export (mdeberta.rtd holds the model).
 
-Entry points: `mdeberta train`, `python -m train`, `torchrun -m train` (see docs/training.md).
+Entry points: `mdeberta train`, `python -m mdeberta.train`, `torchrun -m mdeberta.train`
+(see docs/training.md).
 """

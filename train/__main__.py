@@ -1,4 +1,4 @@
-"""`python -m train` and `torchrun --nproc_per_node N -m train`: the `mdeberta train` command."""
+"""`python -m mdeberta.train`, `torchrun --nproc_per_node N -m mdeberta.train`: `mdeberta train`."""
 
 import sys
 

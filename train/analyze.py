@@ -39,7 +39,7 @@ def _token_rows(info: dict[str, Any], rows: int) -> torch.Tensor:
 
 def analyze_run(run: str) -> dict[str, Any]:
     """{run, step, sharing, E_G, E_D, E_delta_norm} for a run dir or one of its checkpoints."""
-    from train.export import load_run
+    from mdeberta.train.export import load_run
 
     checkpoint = None
     if io.exists(io.join(run, "meta.json")):  # a checkpoint dir: its run is two levels up

@@ -10,7 +10,7 @@ from torch import nn
 from mdeberta.config import check
 from mdeberta.model import DebertaConfig, DebertaForMaskedLM, DebertaForRTD
 from mdeberta.rtd import RTDModel
-from train.config import TrainConfig
+from mdeberta.train.config import TrainConfig
 
 
 def round_up(n: int, multiple: int) -> int:

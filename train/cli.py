@@ -34,8 +34,8 @@ def train(
     Example: mdeberta train --data shards/ --output runs/tiny --config train/configs/tiny.toml
     --set steps=200
     """
-    from train.config import load_train_config
-    from train.run import train as run_training
+    from mdeberta.train.config import load_train_config
+    from mdeberta.train.run import train as run_training
 
     cfg = load_train_config(config, list(set_))
     if init_from:
@@ -60,7 +60,7 @@ def export(
 
     Example: mdeberta export runs/tiny --output models/tiny
     """
-    from train.export import export_run
+    from mdeberta.train.export import export_run
 
     written = export_run(run_dir, output, checkpoint=checkpoint, tokenizer=tokenizer)
     typer.echo(f"step {written['step']}: {written['discriminator']}  {written['generator']}")
@@ -74,7 +74,7 @@ def plot(
 
     Example: mdeberta plot runs/tiny
     """
-    from train.metrics import plot_curves
+    from mdeberta.train.metrics import plot_curves
 
     typer.echo(plot_curves(run_dir, output))
 
@@ -89,7 +89,7 @@ def analyze_embeddings(
 
     Example: mdeberta analyze-embeddings runs/gdes runs/es runs/nes
     """
-    from train.analyze import analyze_runs, format_table
+    from mdeberta.train.analyze import analyze_runs, format_table
 
     rows = analyze_runs(runs)
     typer.echo(format_table(rows))

@@ -16,10 +16,10 @@ import torch
 from mdeberta import hf, io
 from mdeberta.manifest import write_manifest
 from mdeberta.rtd import RTDModel
-from train import checkpoint as ckpt
-from train.build import build_model
-from train.config import TrainConfig
-from train.run import RUN_INFO, load_model_configs
+from mdeberta.train import checkpoint as ckpt
+from mdeberta.train.build import build_model
+from mdeberta.train.config import TrainConfig
+from mdeberta.train.run import RUN_INFO, load_model_configs
 
 FORMAT_VERSION = 1
 

@@ -22,10 +22,10 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
 from mdeberta.rtd import RTDModel, discriminator_forward, generator_forward
-from train import checkpoint as ckpt
-from train.config import TrainConfig
-from train.distributed import Dist
-from train.masking import MaskedBatch, mask_tokens
+from mdeberta.train import checkpoint as ckpt
+from mdeberta.train.config import TrainConfig
+from mdeberta.train.distributed import Dist
+from mdeberta.train.masking import MaskedBatch, mask_tokens
 
 STATS = ("mlm_sum", "mlm_correct", "rtd_sum", "rtd_correct", "replaced", "tokens", "masked")
 

@@ -20,12 +20,12 @@ from mdeberta import io
 from mdeberta.config import ConfigError, config_to_dict
 from mdeberta.manifest import write_manifest
 from mdeberta.model import DebertaConfig
-from train import checkpoint as ckpt
-from train import distributed
-from train.build import build_model, build_optimizers, model_configs
-from train.config import TrainConfig
-from train.loop import Trainer
-from train.metrics import MetricsLogger, plot_curves, read_metrics
+from mdeberta.train import checkpoint as ckpt
+from mdeberta.train import distributed
+from mdeberta.train.build import build_model, build_optimizers, model_configs
+from mdeberta.train.config import TrainConfig
+from mdeberta.train.loop import Trainer
+from mdeberta.train.metrics import MetricsLogger, plot_curves, read_metrics
 
 RUN_INFO = "run.json"
 FORMAT_VERSION = 1
@@ -42,7 +42,7 @@ def load_model_configs(info: dict[str, Any]) -> tuple[DebertaConfig, DebertaConf
 def _new_run_info(cfg: TrainConfig, data: str, dataset, world_size: int) -> dict[str, Any]:
     vocab = dataset.manifest["vocab"]
     if cfg.init_from:
-        from train.pretrained import check_pretrained_vocab, pretrained_configs
+        from mdeberta.train.pretrained import check_pretrained_vocab, pretrained_configs
 
         check_pretrained_vocab(cfg.init_from, dataset.manifest, data)
         disc, gen = pretrained_configs(
@@ -134,7 +134,7 @@ def _build_trainer(cfg, info, dataset, env, output, latest) -> Trainer:
     disc_cfg, gen_cfg = load_model_configs(info)
     model = build_model(cfg, disc_cfg, gen_cfg, info["vocab"])
     if latest is None and cfg.init_from:
-        from train.pretrained import init_from_pretrained
+        from mdeberta.train.pretrained import init_from_pretrained
 
         message = init_from_pretrained(model, cfg.init_from)
         if env.is_main:
@@ -176,7 +176,7 @@ def _finish(output: str, cfg: TrainConfig, info: dict, trainer: Trainer, data: s
     plot_curves(output)
     files = {}
     if cfg.export_at_end:
-        from train.export import export_run
+        from mdeberta.train.export import export_run
 
         try:
             files = export_run(output, io.join(output, "hf"))

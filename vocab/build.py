@@ -18,7 +18,7 @@ from dataclasses import asdict
 from mdeberta import io
 from mdeberta.config import config_to_dict
 from mdeberta.manifest import invalidate, read_manifest, write_manifest
-from vocab.config import VocabConfig
+from mdeberta.vocab.config import VocabConfig
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ VOCAB_FILES += ("special_tokens_map.json", "report.json", "report.md")
 
 def read_lines(files: list[str], max_bytes: int) -> Iterator[str]:
     """Lines of the sample files, re-cut if one is too long, so SentencePiece skips none."""
-    from pipelines.paragraphs import split_long
+    from mdeberta.pipelines.paragraphs import split_long
 
     for url in files:
         with io.open_file(url, "rt") as f:
@@ -61,7 +61,7 @@ def _languages(cfg: VocabConfig) -> list[str] | None:
 
 
 def _write_vocab_files(out: str, model: bytes) -> dict:
-    from vocab.tokenizer import load_model_proto, write_tokenizer_files
+    from mdeberta.vocab.tokenizer import load_model_proto, write_tokenizer_files
 
     with io.atomic_write(io.join(out, "spm.model"), "wb") as f:
         f.write(model)
@@ -72,7 +72,7 @@ def _write_vocab_files(out: str, model: bytes) -> dict:
 
 
 def _report(cfg: VocabConfig, model: bytes, languages: list[str]) -> dict:
-    from vocab.report import build_report, report_paragraphs, write_report
+    from mdeberta.vocab.report import build_report, report_paragraphs, write_report
 
     texts = {k: list(report_paragraphs(cfg.corpus, k, cfg.report_paragraphs)) for k in languages}
     compare = None
@@ -89,7 +89,7 @@ def _sample(cfg: VocabConfig, beam_args) -> tuple[dict, list[str]]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from pipelines.paragraphs import sample_files
+    from mdeberta.pipelines.paragraphs import sample_files
 
     sample_dir = io.join(cfg.output, "sample")
     job = {
@@ -111,15 +111,15 @@ def _sample(cfg: VocabConfig, beam_args) -> tuple[dict, list[str]]:
 
 
 def _sample_job(corpus: str, sample_dir: str, job: dict) -> dict:
-    from pipelines.sample_vocab import sample_job
+    from mdeberta.pipelines.sample_vocab import sample_job
 
     return sample_job(corpus, sample_dir, **job)
 
 
 def build_vocab(cfg: VocabConfig, beam_args: list[str] | None = None) -> dict:
     """Build the vocabulary directory `cfg.output` from the clean corpus `cfg.corpus`."""
-    from pipelines.paragraphs import read_clean_stats
-    from vocab.train import check_vocab_size, plan_memory, train_spm
+    from mdeberta.pipelines.paragraphs import read_clean_stats
+    from mdeberta.vocab.train import check_vocab_size, plan_memory, train_spm
 
     if not cfg.corpus or not cfg.output:
         raise ValueError("both corpus and output are required")
@@ -157,7 +157,7 @@ def build_vocab(cfg: VocabConfig, beam_args: list[str] | None = None) -> dict:
 def _portable(model: bytes) -> bytes:
     """spm.model without the machine's paths: the trainer spec keeps the sample's file names only,
     so the same sample and settings give the same bytes (the vocabulary fingerprint) anywhere."""
-    from vocab.tokenizer import load_model_proto
+    from mdeberta.vocab.tokenizer import load_model_proto
 
     proto = load_model_proto(model)
     names = [name.rsplit("/", 1)[-1] for name in proto.trainer_spec.input]
@@ -182,7 +182,7 @@ class _Clock:
 
 
 def _write_manifest(cfg, model: bytes, special: dict, *, sample, plan, memory, seconds) -> dict:
-    from vocab.tokenizer import load_model_proto
+    from mdeberta.vocab.tokenizer import load_model_proto
 
     proto = load_model_proto(model)
     files = {

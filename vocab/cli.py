@@ -36,8 +36,8 @@ def build_vocab(
     --sentences 1000000
     """
     from mdeberta.config import flag_overrides, load_config
-    from vocab.build import build_vocab as run
-    from vocab.config import VocabConfig
+    from mdeberta.vocab.build import build_vocab as run
+    from mdeberta.vocab.config import VocabConfig
 
     given = {
         "corpus": corpus, "output": output, "vocab_size": vocab_size, "alpha": alpha,

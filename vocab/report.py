@@ -95,7 +95,7 @@ def _space_separated(lang: str) -> bool:
 
 def report_paragraphs(corpus: str, lang: str, limit: int) -> Iterator[str]:
     """The first `limit` paragraphs of a language in the clean corpus, in file order."""
-    from pipelines.paragraphs import corpus_files, read_paragraphs
+    from mdeberta.pipelines.paragraphs import corpus_files, read_paragraphs
 
     count = 0
     for lang_url in corpus_files(corpus, [lang]):

@@ -17,8 +17,8 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from vocab.config import VocabConfig
-from vocab.tokenizer import SPECIAL_PIECES
+from mdeberta.vocab.config import VocabConfig
+from mdeberta.vocab.tokenizer import SPECIAL_PIECES
 
 log = logging.getLogger(__name__)
 

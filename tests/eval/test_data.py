@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from eval.data import LABELS, DataError, load_nli, parse_source
+from mdeberta.eval.data import LABELS, DataError, load_nli, parse_source
 
 XNLI_HEADER = (
     "language gold_label sentence1_binary_parse sentence2_binary_parse sentence1_parse "

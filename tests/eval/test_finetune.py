@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 
-from eval import finetune as ft
-from eval.config import FinetuneConfig
-from eval.data import LABELS, Pair
+from mdeberta.eval import finetune as ft
+from mdeberta.eval.config import FinetuneConfig
+from mdeberta.eval.data import LABELS, Pair
 
 CUES = {"entailment": "true", "neutral": "perhaps", "contradiction": "false"}
 XTREME = ["contradiction", "entailment", "neutral"]

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from eval.report import CARD_ORDER, PUBLISHED, markdown, mean, ordered, plot_png, table_rows
+from mdeberta.eval.report import (
+    CARD_ORDER,
+    PUBLISHED,
+    markdown,
+    mean,
+    ordered,
+    plot_png,
+    table_rows,
+)
 
 
 def results(accuracy: dict[str, float]) -> dict:

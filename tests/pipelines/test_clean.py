@@ -17,9 +17,9 @@ import zstandard
 from mdeberta import io, resources_path
 from mdeberta.languages import UnknownLanguageError
 from mdeberta.manifest import read_manifest
-from pipelines.clean import run_clean
-from pipelines.clean_config import CleanConfig
-from pipelines.rules import document_id, normalize_paragraph
+from mdeberta.pipelines.clean import run_clean
+from mdeberta.pipelines.clean_config import CleanConfig
+from mdeberta.pipelines.rules import document_id, normalize_paragraph
 
 # helpers: pseudo-text in a given alphabet, so fixtures need no real corpus
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from pipelines.clean_config import CleanConfig
-from pipelines.dedup import (
+from mdeberta.pipelines.clean_config import CleanConfig
+from mdeberta.pipelines.dedup import (
     BOILERPLATE,
     DUPLICATE,
     WHOLE,
@@ -17,7 +17,7 @@ from pipelines.dedup import (
     pack_keys,
     shard_of,
 )
-from pipelines.rules import Document, dedup_hash, document_id, rule_context
+from mdeberta.pipelines.rules import Document, dedup_hash, document_id, rule_context
 
 CTX = rule_context("en", CleanConfig(min_doc_chars=10))
 

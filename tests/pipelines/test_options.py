@@ -11,7 +11,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipelines.options import (
+from mdeberta.pipelines.options import (
     RUNNER_GC_THRESHOLD,
     WORKER_MALLOC_ENV,
     beam_args,

@@ -3,7 +3,12 @@ import json
 import pytest
 import zstandard
 
-from pipelines.paragraphs import UnreadableInputError, read_documents, read_paragraphs, split_long
+from mdeberta.pipelines.paragraphs import (
+    UnreadableInputError,
+    read_documents,
+    read_paragraphs,
+    split_long,
+)
 
 
 def test_short_paragraph_is_untouched():

@@ -11,14 +11,14 @@ import pytest
 import zstandard
 
 from mdeberta.languages import UnknownLanguageError
-from pipelines.read import (
+from mdeberta.pipelines.read import (
     BadInputFileError,
     batches,
     language_from_name,
     plan_inputs,
     read_documents,
 )
-from pipelines.rules import RawDocument
+from mdeberta.pipelines.rules import RawDocument
 
 TEXT = b"First doc, line one\nline two\n\nSecond \xff doc\n\n\n \nThird doc\n"
 

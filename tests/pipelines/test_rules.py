@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mdeberta.config import ConfigError, load_config
-from pipelines.clean_config import CleanConfig
-from pipelines.rules import (
+from mdeberta.pipelines.clean_config import CleanConfig
+from mdeberta.pipelines.rules import (
     RawDocument,
     boilerplate,
     clean_document,

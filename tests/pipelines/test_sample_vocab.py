@@ -1,6 +1,6 @@
 import pytest
 
-from pipelines.sample_vocab import vocab_sampling_plan
+from mdeberta.pipelines.sample_vocab import vocab_sampling_plan
 
 
 def test_plan_counts_paragraphs_and_weights_characters():

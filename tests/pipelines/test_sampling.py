@@ -4,7 +4,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.sampling import (
+from mdeberta.pipelines.sampling import (
     ApplySampling,
     SamplingPlan,
     copies,

@@ -13,8 +13,7 @@ from mdeberta import io
 from mdeberta.cli import app
 from mdeberta.config import ConfigError, field_docs
 from mdeberta.manifest import IncompleteArtifactError, write_manifest
-from mdeberta.shards import ShardDataset, VocabMismatchError
-from pipelines.pack import (
+from mdeberta.pipelines.pack import (
     PlaceFn,
     WriteShardFn,
     pack_documents,
@@ -22,8 +21,9 @@ from pipelines.pack import (
     read_clean_docs,
     sequence_starts,
 )
-from pipelines.sampling import sampling_probabilities
-from pipelines.shard import ShardConfig, run
+from mdeberta.pipelines.sampling import sampling_probabilities
+from mdeberta.pipelines.shard import ShardConfig, run
+from mdeberta.shards import ShardDataset, VocabMismatchError
 from tests.tiny_vocab import write_tiny_vocab
 
 SEQ_LEN = 24
@@ -183,9 +183,9 @@ def test_seed_changes_order_not_content(job, inputs, tmp_path):
 
 
 def test_rows_travel_in_blocks_without_changing_a_byte(job, inputs, tmp_path, monkeypatch):
-    import pipelines.pack
+    import mdeberta.pipelines.pack
 
-    monkeypatch.setattr(pipelines.pack, "BLOCK_BYTES", SEQ_LEN * 4 * 5)  # 5 rows a block
+    monkeypatch.setattr(mdeberta.pipelines.pack, "BLOCK_BYTES", SEQ_LEN * 4 * 5)  # 5 rows a block
     out, m = job
     assert run(config(inputs, tmp_path))["shards"] == m["shards"]  # same sizes and sha256s
 
@@ -205,9 +205,9 @@ def test_bad_inputs_fail_clearly(job, inputs, tmp_path):
 
 
 def test_clean_documents_are_read_in_chunks_and_bad_lines_named(tmp_path, monkeypatch):
-    import pipelines.pack
+    import mdeberta.pipelines.pack
 
-    monkeypatch.setattr(pipelines.pack, "_JSON_CHUNK", 64)  # several chunks per file
+    monkeypatch.setattr(mdeberta.pipelines.pack, "_JSON_CHUNK", 64)  # several chunks per file
     docs = [{"id": str(i), "lang": "de", "text": f"Text {i}\nzwei"} for i in range(40)]
     lines = [json.dumps(d) for d in docs]
 

@@ -25,7 +25,7 @@ def shards(tmp_path_factory, vocab) -> str:
 
 @pytest.fixture(scope="session")
 def reference_run(tmp_path_factory, shards) -> str:
-    """An uninterrupted `python -m train` run (with export) that several tests read."""
+    """An uninterrupted `python -m mdeberta.train` run (with export) that several tests read."""
     out = str(tmp_path_factory.mktemp("reference") / "run")
     run_train(shards, out, *REFERENCE)
     return out

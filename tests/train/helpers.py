@@ -77,11 +77,11 @@ def pack(vocab_dir: Path, lines: list[str], seq_len: int = SEQ_LEN) -> list[np.n
 
 def run_train(data: str, output: str, *overrides: str, nproc: int = 1, check: bool = True,
               timeout: int = 120) -> subprocess.CompletedProcess:  # fmt: skip
-    """`python -m train` (or torchrun with nproc processes) on tiny.toml in a subprocess."""
-    launcher = [sys.executable, "-m", "train"]
+    """`python -m mdeberta.train` (or torchrun, nproc processes) on tiny.toml in a subprocess."""
+    launcher = [sys.executable, "-m", "mdeberta.train"]
     if nproc > 1:
         launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                    f"--nproc_per_node={nproc}", "-m", "train"]  # fmt: skip
+                    f"--nproc_per_node={nproc}", "-m", "mdeberta.train"]  # fmt: skip
     args = ["--data", data, "--output", output, "--config", TINY]
     for item in [*QUICK, *overrides]:
         args += ["--set", item]
@@ -102,9 +102,9 @@ def subprocess_env() -> dict:
 
 def train_here(data: str, output: str, *overrides: str, vocab: str | None = None):
     """Train in this process (no startup cost) on tiny.toml + QUICK + overrides; return metrics."""
-    from train.config import load_train_config
-    from train.metrics import read_metrics
-    from train.run import train
+    from mdeberta.train.config import load_train_config
+    from mdeberta.train.metrics import read_metrics
+    from mdeberta.train.run import train
 
     cfg = load_train_config(TINY, [*QUICK, *overrides])
     train(data, output, cfg, vocab=vocab)

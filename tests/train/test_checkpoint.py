@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from train import checkpoint as ckpt
+from mdeberta.train import checkpoint as ckpt
 
 
 def draws():

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mdeberta.config import ConfigError, field_docs
-from train.config import ModelConfig, TrainConfig, load_train_config
+from mdeberta.train.config import ModelConfig, TrainConfig, load_train_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "train" / "configs").glob("*.toml"))
 

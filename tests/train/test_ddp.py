@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mdeberta import io
+from mdeberta.train.metrics import read_metrics
 from tests.train.helpers import NO_DROPOUT, deterministic, run_train, train_here
-from train.metrics import read_metrics
 
 SETTINGS = ("steps=6", "log_interval=1", "checkpoint_interval=6", *NO_DROPOUT)
 

@@ -9,8 +9,8 @@ import torch
 from typer.testing import CliRunner
 
 from mdeberta.cli import app
-from train.analyze import average_cosine
-from train.export import load_run, merged_discriminator
+from mdeberta.train.analyze import average_cosine
+from mdeberta.train.export import load_run, merged_discriminator
 
 
 def test_exported_models_load_with_transformers(reference_run, vocab):

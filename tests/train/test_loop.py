@@ -8,6 +8,17 @@ import pytest
 import torch
 
 from mdeberta.shards import VocabMismatchError, write_token_shards
+from mdeberta.train.build import (
+    build_model,
+    build_optimizers,
+    model_configs,
+    param_groups,
+    warmup_linear,
+)
+from mdeberta.train.checkpoint import list_checkpoints
+from mdeberta.train.config import load_train_config
+from mdeberta.train.loop import TrainingDiverged
+from mdeberta.train.metrics import read_metrics
 from tests.train.helpers import (
     NO_DROPOUT,
     SEQ_LEN,
@@ -17,11 +28,6 @@ from tests.train.helpers import (
     sample_lines,
     train_here,
 )
-from train.build import build_model, build_optimizers, model_configs, param_groups, warmup_linear
-from train.checkpoint import list_checkpoints
-from train.config import load_train_config
-from train.loop import TrainingDiverged
-from train.metrics import read_metrics
 
 
 def test_loss_falls_with_a_tiny_model(reference_run):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from train.masking import expected_masks, mask_tokens
+from mdeberta.train.masking import expected_masks, mask_tokens
 
 MASK, VOCAB = 99, 100
 SPECIAL = [0, 1, 2, 3, MASK]

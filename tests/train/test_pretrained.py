@@ -10,10 +10,14 @@ import torch
 
 from mdeberta import hf
 from mdeberta.shards import VocabMismatchError, read_shards_manifest
+from mdeberta.train.build import build_model
+from mdeberta.train.config import TrainConfig
+from mdeberta.train.pretrained import (
+    check_pretrained_vocab,
+    init_from_pretrained,
+    pretrained_configs,
+)
 from tests.train.helpers import train_here
-from train.build import build_model
-from train.config import TrainConfig
-from train.pretrained import check_pretrained_vocab, init_from_pretrained, pretrained_configs
 
 
 def init(path: str, vocab: dict, **cfg):

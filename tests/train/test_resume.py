@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from mdeberta.train.checkpoint import list_checkpoints
+from mdeberta.train.metrics import read_metrics
 from tests.train.helpers import (
     QUICK,
     REFERENCE,
@@ -17,12 +19,11 @@ from tests.train.helpers import (
     run_train,
     subprocess_env,
 )
-from train.checkpoint import list_checkpoints
-from train.metrics import read_metrics
 
 
 def start(data: str, output: str) -> subprocess.Popen:
-    args = [sys.executable, "-m", "train", "--data", data, "--output", output, "--config", TINY]
+    args = [sys.executable, "-m", "mdeberta.train", "--data", data, "--output", output]
+    args += ["--config", TINY]
     for item in [*QUICK, *REFERENCE]:
         args += ["--set", item]
     return subprocess.Popen(args, cwd=REPO, env=subprocess_env(), stdout=subprocess.DEVNULL,

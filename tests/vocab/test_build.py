@@ -6,9 +6,9 @@ import pytest
 import sentencepiece as spm
 
 from mdeberta.manifest import IncompleteArtifactError, read_manifest
+from mdeberta.vocab.build import build_vocab
+from mdeberta.vocab.config import VocabConfig
 from tests.vocab.corpus import MAX_SENTENCE_BYTES, VOCAB_SIZE, write_clean_corpus
-from vocab.build import build_vocab
-from vocab.config import VocabConfig
 
 
 def test_directory_has_every_file(built_vocab):
@@ -119,8 +119,8 @@ def test_summary_printed_by_the_command(built_vocab):
 
 
 def test_sample_is_identical_whatever_the_number_of_workers(clean_corpus, tmp_path):
-    from pipelines.sample_vocab import run_sample, vocab_sampling_plan
-    from pipelines.sampling import read_clean_stats
+    from mdeberta.pipelines.sample_vocab import run_sample, vocab_sampling_plan
+    from mdeberta.pipelines.sampling import read_clean_stats
 
     stats = read_clean_stats(clean_corpus)
     plan = vocab_sampling_plan(stats, alpha=0.3, sentences=400, max_passes=3)
@@ -137,7 +137,7 @@ def test_sample_is_identical_whatever_the_number_of_workers(clean_corpus, tmp_pa
 
 
 def test_sampling_job_runs_alone(clean_corpus, tmp_path, capsys):
-    from pipelines.sample_vocab import main
+    from mdeberta.pipelines.sample_vocab import main
 
     main(["--corpus", clean_corpus, "--output", str(tmp_path), "--sentences", "200"])
     totals = json.loads(capsys.readouterr().out)

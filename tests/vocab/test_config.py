@@ -1,7 +1,7 @@
 import pytest
 
 from mdeberta.config import ConfigError, field_docs, load_config
-from vocab.config import VocabConfig
+from mdeberta.vocab.config import VocabConfig
 
 
 def test_defaults_follow_xlmr_and_mt5():

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import sentencepiece as spm
 
-from vocab.report import (
+from mdeberta.vocab.report import (
     build_report,
     char_script,
     language_metrics,

@@ -5,8 +5,8 @@ import apache_beam  # noqa: F401 - trap (c): Beam's protobuf runtime must let tr
 import pytest
 import sentencepiece as spm
 
+from mdeberta.vocab.tokenizer import load_model_proto, tokenizer_json
 from tests.vocab.corpus import RARE, VOCAB_SIZE
-from vocab.tokenizer import load_model_proto, tokenizer_json
 
 EDGE_CASES = [
     "ｆｕｌｌ　ｗｉｄｔｈ ＡＢＣ １２３",  # NFKC folds full-width forms
@@ -78,9 +78,9 @@ def sample_corpus_vocab(tmp_path_factory):
     import lzma
 
     from mdeberta import resources_path
-    from vocab.config import VocabConfig
-    from vocab.tokenizer import write_tokenizer_files
-    from vocab.train import plan_memory, train_spm
+    from mdeberta.vocab.config import VocabConfig
+    from mdeberta.vocab.tokenizer import write_tokenizer_files
+    from mdeberta.vocab.train import plan_memory, train_spm
 
     texts = {}
     for path in sorted(resources_path("sample").glob("*.txt.xz")):

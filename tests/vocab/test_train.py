@@ -2,8 +2,8 @@ import logging
 
 import pytest
 
-from vocab.config import VocabConfig
-from vocab.train import (
+from mdeberta.vocab.config import VocabConfig
+from mdeberta.vocab.train import (
     BYTES_PER_SENTENCE,
     TEXT_BYTES_PER_CHAR,
     MemoryLimitError,
