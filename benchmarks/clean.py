@@ -81,8 +81,9 @@ def run_beam(inputs: list[str], output: str, workers: int) -> dict:
     from mdeberta.pipelines.clean import run_clean
     from mdeberta.pipelines.clean_config import CleanConfig
 
-    return run_clean(inputs, output, CleanConfig(), ["--direct_running_mode=multi_processing"],
-                     workers=workers)  # fmt: skip
+    return run_clean(
+        inputs, output, CleanConfig(), ["--direct_running_mode=multi_processing"], workers=workers
+    )
 
 
 def run_loop(inputs: list[str], output: str) -> dict:
@@ -174,8 +175,18 @@ def main() -> None:
     xz_bytes = sum(p.stat().st_size for p in (work / "input").iterdir())
     runs = {}
     for mode, name in (("loop", "input"), ("beam", "input"), ("beam", "third")):
-        cmd = [sys.executable, __file__, "--mode", mode, "--dir", str(work), "--input", name,
-               "--workers", str(args.workers)]  # fmt: skip
+        cmd = [
+            sys.executable,
+            __file__,
+            "--mode",
+            mode,
+            "--dir",
+            str(work),
+            "--input",
+            name,
+            "--workers",
+            str(args.workers),
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
         runs[mode if name == "input" else f"{mode}_{name}"] = json.loads(
             done.stdout.strip().splitlines()[-1]

@@ -67,8 +67,13 @@ def write_corpus(root: str, docs: dict[str, list[str]]) -> str:
                     + "\n"
                 )
         chars = sum(map(len, texts))
-        stats[lang] = {"docs_in": len(texts), "docs_out": len(texts), "chars_in": chars,
-                       "chars_out": chars, "removed": {}}  # fmt: skip
+        stats[lang] = {
+            "docs_in": len(texts),
+            "docs_out": len(texts),
+            "chars_in": chars,
+            "chars_out": chars,
+            "removed": {},
+        }
     io.write_json(f"{root}/stats.json", {"languages": stats, "totals": {}})
     write_manifest(root, "clean-corpus", 1, {})
     return root
@@ -80,17 +85,36 @@ def train_vocab(root: str, docs: dict[str, list[str]], vocab_size: int) -> str:
     os.makedirs(root, exist_ok=True)
     lines = [line for texts in docs.values() for t in texts for line in t.split("\n")]
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines), model_prefix=f"{root}/spm", vocab_size=vocab_size,
-        pad_id=0, bos_id=1, eos_id=2, unk_id=3, pad_piece="[PAD]", bos_piece="[CLS]",
-        eos_piece="[SEP]", unk_piece="[UNK]", byte_fallback=True, character_coverage=0.9995,
-        input_sentence_size=300_000, shuffle_input_sentence=True, minloglevel=2,
+        sentence_iterator=iter(lines),
+        model_prefix=f"{root}/spm",
+        vocab_size=vocab_size,
+        pad_id=0,
+        bos_id=1,
+        eos_id=2,
+        unk_id=3,
+        pad_piece="[PAD]",
+        bos_piece="[CLS]",
+        eos_piece="[SEP]",
+        unk_piece="[UNK]",
+        byte_fallback=True,
+        character_coverage=0.9995,
+        input_sentence_size=300_000,
+        shuffle_input_sentence=True,
+        minloglevel=2,
         hard_vocab_limit=False,  # the small packaged sample holds fewer than 8,000 pieces
-    )  # fmt: skip
+    )
     pieces = spm.SentencePieceProcessor(model_file=f"{root}/spm.model").get_piece_size()
-    write_manifest(root, "vocabulary", 1, {}, extra={
-        "spm_sha256": io.sha256_file(f"{root}/spm.model"), "vocab_size": pieces + 1,
-        "special_ids": {"pad": 0, "cls": 1, "sep": 2, "unk": 3, "mask": pieces},
-    })  # fmt: skip
+    write_manifest(
+        root,
+        "vocabulary",
+        1,
+        {},
+        extra={
+            "spm_sha256": io.sha256_file(f"{root}/spm.model"),
+            "vocab_size": pieces + 1,
+            "special_ids": {"pad": 0, "cls": 1, "sep": 2, "unk": 3, "mask": pieces},
+        },
+    )
     return root
 
 
@@ -170,8 +194,12 @@ def make_dataset(url: str, sequences: int, per_shard: int) -> str:
             block[:, 0], block[:, -1] = 1, 2
             yield from block
 
-    vocab = {"sha256": "0" * 64, "url": "-", "vocab_size": 250_102,
-             "special_ids": {"pad": 0, "cls": 1, "sep": 2, "unk": 3, "mask": 250_101}}  # fmt: skip
+    vocab = {
+        "sha256": "0" * 64,
+        "url": "-",
+        "vocab_size": 250_102,
+        "special_ids": {"pad": 0, "cls": 1, "sep": 2, "unk": 3, "mask": 250_101},
+    }
     write_token_shards(url, rows(), seq_len=SEQ_LEN, vocab=vocab, sequences_per_shard=per_shard)
     return url
 
@@ -198,11 +226,15 @@ def bench_reader(url: str) -> dict:
 
     plain = timed(it, 1, ds.num_samples)
     batched = timed(iter(DataLoader(ds, batch_size=64)), 64, ds.num_samples // 64 * 64)
-    return {"sequences": ds.num_samples, "seq_len": SEQ_LEN,
-            "plain_seq_per_s": round(plain[0]), "plain_seq_per_cpu_s": round(plain[1]),
-            "dataloader_b64_seq_per_s": round(batched[0]),
-            "dataloader_b64_seq_per_cpu_s": round(batched[1]),
-            "target_seq_per_s": 200_000}  # fmt: skip
+    return {
+        "sequences": ds.num_samples,
+        "seq_len": SEQ_LEN,
+        "plain_seq_per_s": round(plain[0]),
+        "plain_seq_per_cpu_s": round(plain[1]),
+        "dataloader_b64_seq_per_s": round(batched[0]),
+        "dataloader_b64_seq_per_cpu_s": round(batched[1]),
+        "target_seq_per_s": 200_000,
+    }
 
 
 def memory_probe(url: str, samples: int) -> dict:
@@ -216,8 +248,11 @@ def memory_probe(url: str, samples: int) -> dict:
             peak_anon = max(peak_anon, _status_kb("RssAnon"))
         if i + 1 == samples:
             break
-    return {"sequences": ds.num_sequences, "peak_rss_anon_mb": round(peak_anon / 1024, 1),
-            "peak_rss_total_mb": round(_status_kb("VmHWM") / 1024, 1)}  # fmt: skip
+    return {
+        "sequences": ds.num_sequences,
+        "peak_rss_anon_mb": round(peak_anon / 1024, 1),
+        "peak_rss_total_mb": round(_status_kb("VmHWM") / 1024, 1),
+    }
 
 
 def _status_kb(field: str) -> int:
@@ -250,8 +285,10 @@ def main() -> None:
         return
     work = args.work or tempfile.mkdtemp(prefix="mdeberta-bench-shards-")
     langs = [x for x in args.languages.split(",") if (Path(args.text) / f"{x}.txt.xz").exists()]
-    result = {"cpu_count": os.cpu_count(), "job": bench_job(work, read_docs(Path(args.text), langs),
-                                                             args.vocab_size)}  # fmt: skip
+    result = {
+        "cpu_count": os.cpu_count(),
+        "job": bench_job(work, read_docs(Path(args.text), langs), args.vocab_size),
+    }
     small = make_dataset(f"{work}/reader-small", args.sequences, 2048)
     large = make_dataset(f"{work}/reader-large", 10 * args.sequences, 2048)
     result["reader"] = bench_reader(large)

@@ -29,9 +29,16 @@ from mdeberta.train.run import train
 REPO = Path(__file__).resolve().parents[1]
 
 MODES = ("gdes", "es", "nes")
-TOY = ["model.hidden_size=64", "model.num_attention_heads=4", "model.intermediate_size=256",
-       "batch_size=16", "micro_batch_size=16", "lr=2e-3", "progress_bar=false",
-       "export_at_end=false"]  # fmt: skip
+TOY = [
+    "model.hidden_size=64",
+    "model.num_attention_heads=4",
+    "model.intermediate_size=256",
+    "batch_size=16",
+    "micro_batch_size=16",
+    "lr=2e-3",
+    "progress_bar=false",
+    "export_at_end=false",
+]
 
 
 def make_data(work: Path, vocab_size: int, seq_len: int) -> str:
@@ -40,11 +47,27 @@ def make_data(work: Path, vocab_size: int, seq_len: int) -> str:
     sample = sorted(str(p) for p in resources_path("sample").glob("*.txt.xz"))
     steps = [
         ["clean", *sample, "--output", str(data / "clean")],
-        ["build-vocab", "--corpus", str(data / "clean"), "--output", str(data / "vocab"),
-         "--vocab-size", str(vocab_size)],
-        ["shard", "--corpus", str(data / "clean"), "--vocab", str(data / "vocab"),
-         "--output", str(data / "shards"), "--seq-len", str(seq_len)],
-    ]  # fmt: skip
+        [
+            "build-vocab",
+            "--corpus",
+            str(data / "clean"),
+            "--output",
+            str(data / "vocab"),
+            "--vocab-size",
+            str(vocab_size),
+        ],
+        [
+            "shard",
+            "--corpus",
+            str(data / "clean"),
+            "--vocab",
+            str(data / "vocab"),
+            "--output",
+            str(data / "shards"),
+            "--seq-len",
+            str(seq_len),
+        ],
+    ]
     for args in steps:
         if (data / args[args.index("--output") + 1].split("/")[-1] / "manifest.json").exists():
             continue
@@ -58,9 +81,15 @@ def tail_mean(rows: list[dict], key: str, n: int = 5) -> float:
 
 
 def run_mode(data: str, work: Path, mode: str, steps: int, seed: int) -> dict:
-    overrides = [*TOY, f"sharing={mode}", f"steps={steps}", f"seed={seed}",
-                 f"warmup_steps={steps // 10}", f"log_interval={max(1, steps // 30)}",
-                 f"checkpoint_interval={steps}"]  # fmt: skip
+    overrides = [
+        *TOY,
+        f"sharing={mode}",
+        f"steps={steps}",
+        f"seed={seed}",
+        f"warmup_steps={steps // 10}",
+        f"log_interval={max(1, steps // 30)}",
+        f"checkpoint_interval={steps}",
+    ]
     cfg = load_train_config(str(REPO / "train/configs/tiny.toml"), overrides)
     start = time.perf_counter()
     out = str(work / f"run-{mode}")
@@ -82,14 +111,16 @@ def run_mode(data: str, work: Path, mode: str, steps: int, seed: int) -> dict:
             "batch_size": cfg.batch_size,
             "lr": cfg.lr,
             "rtd_weight": cfg.rtd_weight,
-        },  # fmt: skip
+        },
     }
 
 
 def describe_data(data: str) -> str:
     m = read_shards_manifest(data)
-    return (f"{m['num_sequences']} sequences of {m['seq_len']} tokens, vocabulary of "
-            f"{m['vocab']['vocab_size']} ids")  # fmt: skip
+    return (
+        f"{m['num_sequences']} sequences of {m['seq_len']} tokens, vocabulary of "
+        f"{m['vocab']['vocab_size']} ids"
+    )
 
 
 def markdown(results: list[dict], data: str) -> str:

@@ -64,22 +64,37 @@ def main() -> None:
     batch = args.micro_batch * args.accumulation * world
     cfg = TrainConfig(
         model=ModelConfig(preset=args.preset, vocab_multiple=128),
-        sharing=args.sharing, decoupled=args.decoupled, steps=args.steps, warmup_steps=1,
-        batch_size=batch, micro_batch_size=args.micro_batch, log_interval=args.log_interval,
+        sharing=args.sharing,
+        decoupled=args.decoupled,
+        steps=args.steps,
+        warmup_steps=1,
+        batch_size=batch,
+        micro_batch_size=args.micro_batch,
+        log_interval=args.log_interval,
         checkpoint_interval=args.steps - args.steps % args.log_interval or args.log_interval,
-        device=args.device, export_at_end=False, progress_bar=False, lr=1e-4,
-    )  # fmt: skip
+        device=args.device,
+        export_at_end=False,
+        progress_bar=False,
+        lr=1e-4,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         data, run = f"{tmp}/shards", f"{tmp}/run"
-        random_shards(data, vocab_size=args.vocab_size, seq_len=args.seq_len,
-                      sequences=batch * (args.steps + 1))  # fmt: skip
+        random_shards(
+            data,
+            vocab_size=args.vocab_size,
+            seq_len=args.seq_len,
+            sequences=batch * (args.steps + 1),
+        )
         start = time.perf_counter()
         train(data, run, cfg)
         wall = time.perf_counter() - start
         rows = read_metrics(run)
     rates = [r["tokens_per_s"] for r in rows[1:]] or [rows[0]["tokens_per_s"]]
-    device = "cuda" if args.device == "cuda" or (
-        args.device == "auto" and torch.cuda.is_available()) else "cpu"  # fmt: skip
+    device = (
+        "cuda"
+        if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+        else "cpu"
+    )
     result = {
         "benchmark": "rtd-train",
         "device": torch.cuda.get_device_name()

@@ -210,9 +210,14 @@ class RTDModel(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Joint step: G on the masked input, sample, D on the replaced input (see module doc)."""
         g = generator_forward(
-            self.generator, masked_ids, attention_mask, input_ids, mask, sample_noise,
+            self.generator,
+            masked_ids,
+            attention_mask,
+            input_ids,
+            mask,
+            sample_noise,
             self.never_sample,
-        )  # fmt: skip
+        )
         d = discriminator_forward(
             self.discriminator, input_ids, attention_mask, mask, g.pop("sampled")
         )

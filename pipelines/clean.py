@@ -70,9 +70,14 @@ class ReadFile(beam.DoFn):
     def process(self, file: InputFile):
         per_lang: dict[str, Stats] = {}
         cfg = self.cfg
-        docs = file_documents(file, per_lang, max_doc_bytes=cfg.max_doc_bytes,
-                              languages=self.languages, max_docs=cfg.max_docs_per_lang,
-                              skip_bad=cfg.on_bad_file == "skip")  # fmt: skip
+        docs = file_documents(
+            file,
+            per_lang,
+            max_doc_bytes=cfg.max_doc_bytes,
+            languages=self.languages,
+            max_docs=cfg.max_docs_per_lang,
+            skip_bad=cfg.on_bad_file == "skip",
+        )
         # plain tuples, packed to one bytes value per batch: cheap to relay between workers
         yield from map(pack, batches(map(tuple, docs)))
         yield from _bundle_stats(per_lang)

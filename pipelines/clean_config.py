@@ -62,11 +62,20 @@ class CleanConfig:
     """zstd compression level of the output files (1-19)."""
 
     def __post_init__(self):
-        for name in ("max_docs_per_lang", "min_doc_chars", "script_min_letters",
-                     "boilerplate_max_chars", "boilerplate_min_docs"):  # fmt: skip
+        for name in (
+            "max_docs_per_lang",
+            "min_doc_chars",
+            "script_min_letters",
+            "boilerplate_max_chars",
+            "boilerplate_min_docs",
+        ):
             check(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("min_letter_share", "min_script_share", "max_repeated_paragraph_share",
-                     "langid_threshold"):  # fmt: skip
+        for name in (
+            "min_letter_share",
+            "min_script_share",
+            "max_repeated_paragraph_share",
+            "langid_threshold",
+        ):
             value = getattr(self, name)
             check(0.0 <= value <= 1.0, f"{name} must be in [0, 1], got {value}")
         check(

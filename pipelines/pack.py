@@ -178,8 +178,9 @@ class TokenizePackFn(beam.DoFn):
     cost stays off the per-document path.
     """
 
-    def __init__(self, spm_url: str, seed: int, passes: dict, pack: tuple, chunk_chars: int,
-                 batch: int):  # fmt: skip
+    def __init__(
+        self, spm_url: str, seed: int, passes: dict, pack: tuple, chunk_chars: int, batch: int
+    ):
         self._spm_url, self._seed, self._passes = spm_url, seed, passes
         self._seq_len, self._cls, self._sep = pack
         self._chunk_chars, self._batch = chunk_chars, batch

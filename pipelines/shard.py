@@ -121,9 +121,13 @@ def build_pipeline(p, cfg: ShardConfig, plan, files, vocab) -> None:
     parts = [(lang, i, url) for lang in sorted(files) for i, url in enumerate(files[lang])]
     passes = {k: lp.passes for k, lp in plan.languages.items()}
     tokenize = TokenizePackFn(
-        io.join(cfg.vocab, "spm.model"), cfg.seed, passes,
-        (cfg.seq_len, special["cls"], special["sep"]), cfg.chunk_chars, cfg.encode_batch,
-    )  # fmt: skip
+        io.join(cfg.vocab, "spm.model"),
+        cfg.seed,
+        passes,
+        (cfg.seq_len, special["cls"], special["sep"]),
+        cfg.chunk_chars,
+        cfg.encode_batch,
+    )
     packed = (
         p
         | "Parts" >> beam.Create(parts)  # Create reshuffles: parts spread over the workers

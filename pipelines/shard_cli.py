@@ -39,11 +39,19 @@ def shard(
     from mdeberta.pipelines.shard import ShardConfig, run
 
     given = {
-        "corpus": corpus, "vocab": vocab, "output": output, "seq_len": seq_len, "alpha": alpha,
-        "max_passes": max_passes, "target_chars": target_chars, "languages": languages,
-        "seed": seed, "sequences_per_shard": sequences_per_shard, "workers": workers,
+        "corpus": corpus,
+        "vocab": vocab,
+        "output": output,
+        "seq_len": seq_len,
+        "alpha": alpha,
+        "max_passes": max_passes,
+        "target_chars": target_chars,
+        "languages": languages,
+        "seed": seed,
+        "sequences_per_shard": sequences_per_shard,
+        "workers": workers,
         "overwrite": overwrite,
-    }  # fmt: skip
+    }
     # Flags set on the command line win over the TOML file; --set wins over both.
     flags = flag_overrides(given, ctx if config else None)
     cfg = load_config(ShardConfig, config, [*flags, *set_])

@@ -15,9 +15,15 @@ from mdeberta.manifest import write_manifest
 from mdeberta.vocab.tokenizer import special_ids, write_tokenizer_files
 
 SPECIALS = {
-    "pad_id": 0, "bos_id": 1, "eos_id": 2, "unk_id": 3,
-    "pad_piece": "[PAD]", "bos_piece": "[CLS]", "eos_piece": "[SEP]", "unk_piece": "[UNK]",
-}  # fmt: skip
+    "pad_id": 0,
+    "bos_id": 1,
+    "eos_id": 2,
+    "unk_id": 3,
+    "pad_piece": "[PAD]",
+    "bos_piece": "[CLS]",
+    "eos_piece": "[SEP]",
+    "unk_piece": "[UNK]",
+}
 
 
 def write_tiny_vocab(
@@ -27,9 +33,14 @@ def write_tiny_vocab(
     sha256, url, vocab_size (pieces + [MASK]) and special_ids."""
     model = _io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines), model_writer=model, vocab_size=vocab_size,
-        model_type="unigram", minloglevel=2, **SPECIALS, **options,
-    )  # fmt: skip
+        sentence_iterator=iter(lines),
+        model_writer=model,
+        vocab_size=vocab_size,
+        model_type="unigram",
+        minloglevel=2,
+        **SPECIALS,
+        **options,
+    )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "spm.model").write_bytes(model.getvalue())
@@ -42,8 +53,15 @@ def write_tiny_vocab(
         "vocab_size": pieces + 1,
         "special_ids": special_ids(pieces),
     }
-    write_manifest(str(folder), "vocabulary", 1, {}, extra={
-        "spm_sha256": info["sha256"], "vocab_size": info["vocab_size"],
-        "special_ids": info["special_ids"],
-    })  # fmt: skip
+    write_manifest(
+        str(folder),
+        "vocabulary",
+        1,
+        {},
+        extra={
+            "spm_sha256": info["sha256"],
+            "vocab_size": info["vocab_size"],
+            "special_ids": info["special_ids"],
+        },
+    )
     return info

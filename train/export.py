@@ -45,9 +45,10 @@ def merged_discriminator(model: RTDModel):
 
     disc = DebertaForRTD(model.discriminator.config)
     state = {
-        k: v for k, v in model.discriminator.state_dict().items()
+        k: v
+        for k, v in model.discriminator.state_dict().items()
         if not k.endswith("word_embeddings.E_delta")
-    }  # fmt: skip
+    }
     state["deberta.embeddings.word_embeddings.weight"] = model.discriminator_embeddings()
     disc.load_state_dict(state)
     return disc.eval()
@@ -82,9 +83,17 @@ def export_run(
         path = io.join(output, name)
         hf.save_pretrained(module, path, tokenizer_dir=tokenizer_dir)
         write_manifest(
-            path, "hf-model", FORMAT_VERSION, {"run": str(run_dir), "step": step},
-            extra={"loads_with": head, "role": name, "sharing": model.sharing,
-                   "tokenizer": tokenizer_dir, "vocab": info["vocab"]},
-        )  # fmt: skip
+            path,
+            "hf-model",
+            FORMAT_VERSION,
+            {"run": str(run_dir), "step": step},
+            extra={
+                "loads_with": head,
+                "role": name,
+                "sharing": model.sharing,
+                "tokenizer": tokenizer_dir,
+                "vocab": info["vocab"],
+            },
+        )
         written[name] = path
     return {"step": step, **written}

@@ -53,10 +53,13 @@ class Trainer:
     def __post_init__(self) -> None:
         special = self.dataset.special_ids
         self.mask_args = dict(
-            mask_id=special["mask"], pad_id=special["pad"], special_ids=list(special.values()),
-            vocab_size=self.dataset.vocab_size, mask_prob=self.cfg.mask_prob,
+            mask_id=special["mask"],
+            pad_id=special["pad"],
+            special_ids=list(special.values()),
+            vocab_size=self.dataset.vocab_size,
+            mask_prob=self.cfg.mask_prob,
             policy=self.cfg.mask_policy,
-        )  # fmt: skip
+        )
         self.accumulation = self.cfg.accumulation_steps(self.dist.world_size)
         self.last_step_tokens = 0
         self.wrap()
@@ -158,9 +161,14 @@ class Trainer:
             with self._sync(self.gen, i):
                 with self._autocast():
                     g = generator_forward(
-                        self.gen, b.masked_ids, b.attention_mask, b.input_ids, b.mask,
-                        b.sample_noise, never,
-                    )  # fmt: skip
+                        self.gen,
+                        b.masked_ids,
+                        b.attention_mask,
+                        b.input_ids,
+                        b.mask,
+                        b.sample_noise,
+                        never,
+                    )
                 mlm_sum = _mlm_sum({**g, "masked": b.mask.sum()})
                 (mlm_sum / n_masked * self.dist.world_size).backward()
             samples.append(g["sampled"])
@@ -241,12 +249,18 @@ class Trainer:
 
     def save(self) -> str:
         return ckpt.save_checkpoint(
-            self.run_dir, step=self.step, tokens=self.tokens, model=self.model,
-            optimizers=self.optimizers, schedulers=self.schedulers,
-            rank_state=self.rank_state(), rank=self.dist.rank,
-            world_size=self.dist.world_size, barrier=self.dist.barrier,
+            self.run_dir,
+            step=self.step,
+            tokens=self.tokens,
+            model=self.model,
+            optimizers=self.optimizers,
+            schedulers=self.schedulers,
+            rank_state=self.rank_state(),
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+            barrier=self.dist.barrier,
             keep=self.cfg.keep_checkpoints,
-        )  # fmt: skip
+        )
 
     def run(self, logger) -> None:
         """Train from the current step to cfg.steps, logging and checkpointing on the way."""
@@ -269,8 +283,13 @@ def _mlm_sum(out: dict) -> torch.Tensor:
 def _stat_vector(out: dict, mlm_sum: torch.Tensor | None) -> torch.Tensor:
     values = [
         mlm_sum.detach() if mlm_sum is not None else 0.0,
-        out.get("mlm_correct", 0.0), out["rtd_sum"].detach(), out["rtd_correct"],
-        out["replaced"], out["tokens"], out["masked"],
-    ]  # fmt: skip
-    return torch.stack([torch.as_tensor(v, dtype=torch.float64, device=out["tokens"].device)
-                        for v in values])  # fmt: skip
+        out.get("mlm_correct", 0.0),
+        out["rtd_sum"].detach(),
+        out["rtd_correct"],
+        out["replaced"],
+        out["tokens"],
+        out["masked"],
+    ]
+    return torch.stack(
+        [torch.as_tensor(v, dtype=torch.float64, device=out["tokens"].device) for v in values]
+    )

@@ -27,8 +27,16 @@ TIMING_KEYS = ("tokens_per_s", "elapsed_s")
 class MetricsLogger:
     """Accumulates per-step values, writes averaged lines every `interval` steps (rank 0 only)."""
 
-    def __init__(self, run_dir: str, *, interval: int, total_steps: int, start_step: int = 0,
-                 enabled: bool = True, progress_bar: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        run_dir: str,
+        *,
+        interval: int,
+        total_steps: int,
+        start_step: int = 0,
+        enabled: bool = True,
+        progress_bar: bool = True,
+    ) -> None:
         self.path = io.join(run_dir, METRICS)
         self.interval = interval
         self.enabled = enabled
@@ -69,9 +77,11 @@ class MetricsLogger:
             f.write(json.dumps(line) + "\n")
         if self.bar is not None:
             self.bar.set_postfix(
-                mlm=f"{line['mlm_loss']:.3f}", rtd=f"{line['rtd_loss']:.3f}",
-                acc=f"{line['rtd_accuracy']:.3f}", tok_s=f"{line['tokens_per_s']:.0f}",
-            )  # fmt: skip
+                mlm=f"{line['mlm_loss']:.3f}",
+                rtd=f"{line['rtd_loss']:.3f}",
+                acc=f"{line['rtd_accuracy']:.3f}",
+                tok_s=f"{line['tokens_per_s']:.0f}",
+            )
         if self.board is not None:
             for key, value in line.items():
                 if key != "step":

@@ -126,6 +126,8 @@ def _load_partial(module: torch.nn.Module, state: dict) -> None:
         if key not in own:
             continue
         if own[key].shape != value.shape:
-            raise ValueError(f"--init-from: {key} has shape {tuple(value.shape)}, "
-                             f"the model expects {tuple(own[key].shape)}")  # fmt: skip
+            raise ValueError(
+                f"--init-from: {key} has shape {tuple(value.shape)}, "
+                f"the model expects {tuple(own[key].shape)}"
+            )
         own[key].copy_(value)

@@ -49,11 +49,15 @@ def _new_run_info(cfg: TrainConfig, data: str, dataset, world_size: int) -> dict
             cfg.init_from, cfg.model.generator_layers, cfg.model.overrides()
         )
         if disc.pad_token_id != dataset.special_ids["pad"]:
-            raise ConfigError(f"--init-from {cfg.init_from}: pad id {disc.pad_token_id}, the "
-                              f"shards use {dataset.special_ids['pad']}")  # fmt: skip
+            raise ConfigError(
+                f"--init-from {cfg.init_from}: pad id {disc.pad_token_id}, the "
+                f"shards use {dataset.special_ids['pad']}"
+            )
         if disc.vocab_size < dataset.vocab_size:
-            raise ConfigError(f"--init-from {cfg.init_from}: {disc.vocab_size} embedding rows "
-                              f"cannot hold the shards' {dataset.vocab_size} ids")  # fmt: skip
+            raise ConfigError(
+                f"--init-from {cfg.init_from}: {disc.vocab_size} embedding rows "
+                f"cannot hold the shards' {dataset.vocab_size} ids"
+            )
     else:
         disc, gen = model_configs(cfg, vocab, dataset.seq_len)
     return {
@@ -95,9 +99,12 @@ def train(data: str, output: str, cfg: TrainConfig, *, vocab: str | None = None)
     env = distributed.setup(cfg.device)
     try:
         dataset = ShardDataset(
-            data, seed=cfg.seed, rank=env.rank, world_size=env.world_size,
+            data,
+            seed=cfg.seed,
+            rank=env.rank,
+            world_size=env.world_size,
             batch_size=cfg.micro_batch_size,
-        )  # fmt: skip
+        )
         if vocab is not None:
             dataset.check_vocab(vocab)
         cfg.accumulation_steps(env.world_size)  # fail on a bad split before any work
@@ -115,9 +122,13 @@ def train(data: str, output: str, cfg: TrainConfig, *, vocab: str | None = None)
         env.barrier()
         trainer = _build_trainer(cfg, info, dataset, env, output, latest)
         logger = MetricsLogger(
-            output, interval=cfg.log_interval, total_steps=cfg.steps, start_step=trainer.step,
-            enabled=env.is_main, progress_bar=cfg.progress_bar,
-        )  # fmt: skip
+            output,
+            interval=cfg.log_interval,
+            total_steps=cfg.steps,
+            start_step=trainer.step,
+            enabled=env.is_main,
+            progress_bar=cfg.progress_bar,
+        )
         try:
             trainer.run(logger)
         finally:
@@ -145,9 +156,13 @@ def _build_trainer(cfg, info, dataset, env, output, latest) -> Trainer:
     trainer = Trainer(cfg, model, optimizers, schedulers, dataset, env, output)
     if latest is not None:
         meta, mine = ckpt.load_checkpoint(
-            latest, model=model, optimizers=optimizers, schedulers=schedulers,
-            rank=env.rank, world_size=env.world_size,
-        )  # fmt: skip
+            latest,
+            model=model,
+            optimizers=optimizers,
+            schedulers=schedulers,
+            rank=env.rank,
+            world_size=env.world_size,
+        )
         trainer.step, trainer.tokens = meta["step"], meta["tokens"]
         _apply_schedule(cfg, optimizers, schedulers)
         trainer.start_position = (mine.epoch, mine.consumed)
@@ -184,12 +199,17 @@ def _finish(output: str, cfg: TrainConfig, info: dict, trainer: Trainer, data: s
             warnings.warn(f"export failed ({e}); run `mdeberta export {output}`", stacklevel=2)
     metrics = read_metrics(output)
     write_manifest(
-        output, "run", FORMAT_VERSION, config_to_dict(cfg),
+        output,
+        "run",
+        FORMAT_VERSION,
+        config_to_dict(cfg),
         inputs={"shards": data},
         extra={
-            "steps": trainer.step, "tokens": trainer.tokens,
-            "world_size": trainer.dist.world_size, "exported": files,
+            "steps": trainer.step,
+            "tokens": trainer.tokens,
+            "world_size": trainer.dist.world_size,
+            "exported": files,
             "final_metrics": metrics[-1] if metrics else {},
             "vocab": info["vocab"],
         },
-    )  # fmt: skip
+    )

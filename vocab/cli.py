@@ -40,10 +40,18 @@ def build_vocab(
     from mdeberta.vocab.config import VocabConfig
 
     given = {
-        "corpus": corpus, "output": output, "vocab_size": vocab_size, "alpha": alpha,
-        "sentences": sentences, "seed": seed, "languages": languages, "max_passes": max_passes,
-        "workers": workers, "compare": compare, "keep_sample": keep_sample,
-    }  # fmt: skip
+        "corpus": corpus,
+        "output": output,
+        "vocab_size": vocab_size,
+        "alpha": alpha,
+        "sentences": sentences,
+        "seed": seed,
+        "languages": languages,
+        "max_passes": max_passes,
+        "workers": workers,
+        "compare": compare,
+        "keep_sample": keep_sample,
+    }
     # Flags set on the command line win over the TOML file; --set wins over both.
     flags = flag_overrides(given, ctx if config else None)
     cfg = load_config(VocabConfig, config, [*flags, *set_])

@@ -44,9 +44,15 @@ def tokenizer_dir(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("vocab")
     write_tiny_vocab(
-        out, fixture_texts(), 1000, tokenizer_files=True, byte_fallback=True,
-        character_coverage=0.9995, hard_vocab_limit=False, num_threads=1,
-    )  # fmt: skip
+        out,
+        fixture_texts(),
+        1000,
+        tokenizer_files=True,
+        byte_fallback=True,
+        character_coverage=0.9995,
+        hard_vocab_limit=False,
+        num_threads=1,
+    )
     return out
 
 

@@ -13,9 +13,15 @@ LANGUAGES = "en,de,ru,ar"
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     cfg = DemoConfig(
-        output=str(out), languages=LANGUAGES, vocab_size=800, seq_len=64, steps=20, workers=1,
-        xnli_languages=LANGUAGES, xnli_epochs=1,
-    )  # fmt: skip
+        output=str(out),
+        languages=LANGUAGES,
+        vocab_size=800,
+        seq_len=64,
+        steps=20,
+        workers=1,
+        xnli_languages=LANGUAGES,
+        xnli_epochs=1,
+    )
     printed = []
     summary = run_demo(cfg, echo=printed.append)
     return out, summary, "\n".join(printed)

@@ -15,9 +15,13 @@ SPECIAL = [0, 1, 2, 3, MASK]
 def tiny_rtd(sharing: str, vocab_size: int | None = None) -> RTDModel:
     torch.manual_seed(0)
     config = DebertaConfig.preset(
-        "tiny", vocab_size=V, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-        position_buckets=16, max_relative_positions=32,
-    )  # fmt: skip
+        "tiny",
+        vocab_size=V,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        position_buckets=16,
+        max_relative_positions=32,
+    )
     gen = DebertaForMaskedLM(config.replace(num_hidden_layers=1))
     disc = DebertaForRTD(config)
     return RTDModel(gen, disc, sharing=sharing, special_ids=SPECIAL, vocab_size=vocab_size)

@@ -76,9 +76,11 @@ def test_dedup_is_per_language_and_can_be_switched_off():
 
 
 def test_documents_emptied_or_shortened_by_dedup_are_removed():
-    docs = [doc("a", "Alpha paragraph text.", "Beta paragraph text."),
-            doc("b", "Alpha paragraph text."),
-            doc("c", "Beta paragraph text.", "tiny")]  # fmt: skip
+    docs = [
+        doc("a", "Alpha paragraph text.", "Beta paragraph text."),
+        doc("b", "Alpha paragraph text."),
+        doc("c", "Beta paragraph text.", "tiny"),
+    ]
     stats = {}
     out = apply_drops(docs, drops_in_memory(docs, documents=False), CTX, stats)
     assert [row[0] for row in out] == ["a"]

@@ -42,13 +42,18 @@ def corpus_docs():
     rng = random.Random(0)
     return {
         lang: [
-            {"id": f"{lang}-{i:04d}", "lang": lang, "text": "\n".join(
-                words(rng, ALPHABETS[lang], rng.randint(3, 12)) for _ in range(rng.randint(1, 3))
-            )}
+            {
+                "id": f"{lang}-{i:04d}",
+                "lang": lang,
+                "text": "\n".join(
+                    words(rng, ALPHABETS[lang], rng.randint(3, 12))
+                    for _ in range(rng.randint(1, 3))
+                ),
+            }
             for i in range(n)
         ]
         for lang, n in DOCS.items()
-    }  # fmt: skip
+    }
 
 
 def write_corpus(root, docs):
@@ -61,9 +66,15 @@ def write_corpus(root, docs):
                 f.writelines(json.dumps(d) + "\n" for d in part)
         chars = sum(len(d["text"]) for d in items)
         paragraphs = sum(d["text"].count("\n") + 1 for d in items)
-        stats[lang] = {"docs_in": len(items), "docs_out": len(items), "paragraphs_in": paragraphs,
-                       "paragraphs_out": paragraphs, "chars_in": chars, "chars_out": chars,
-                       "removed": {}}  # fmt: skip
+        stats[lang] = {
+            "docs_in": len(items),
+            "docs_out": len(items),
+            "paragraphs_in": paragraphs,
+            "paragraphs_out": paragraphs,
+            "chars_in": chars,
+            "chars_out": chars,
+            "removed": {},
+        }
     io.write_json(f"{root}/stats.json", {"languages": stats, "totals": {}})
     write_manifest(str(root), "clean-corpus", 1, {})
     return str(root)
@@ -149,10 +160,27 @@ def test_job_samples_with_alpha_and_reports_capped_languages(job, inputs):
 
 def test_bytes_identical_with_two_workers_via_the_cli(job, inputs, tmp_path):
     out, m = job
-    args = ["--corpus", inputs[0], "--vocab", inputs[1], "--output", str(tmp_path),
-            "--seq-len", str(SEQ_LEN), "--sequences-per-shard", "40", "--max-passes", "3",
-            "--workers", "2", "--set", "chunk_chars=3000", "--set", "encode_batch=7",
-            "--direct_running_mode=multi_processing"]  # fmt: skip
+    args = [
+        "--corpus",
+        inputs[0],
+        "--vocab",
+        inputs[1],
+        "--output",
+        str(tmp_path),
+        "--seq-len",
+        str(SEQ_LEN),
+        "--sequences-per-shard",
+        "40",
+        "--max-passes",
+        "3",
+        "--workers",
+        "2",
+        "--set",
+        "chunk_chars=3000",
+        "--set",
+        "encode_batch=7",
+        "--direct_running_mode=multi_processing",
+    ]
     result = CliRunner().invoke(app, ["shard", *args])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["capped_languages"] == ["sw"]
@@ -178,8 +206,10 @@ def test_seed_changes_order_not_content(job, inputs, tmp_path):
     out, m = job
     m2 = run(config(inputs, tmp_path, seed=0, sequences_per_shard=1000))
     assert m2["num_sequences"] == m["num_sequences"]
-    np.testing.assert_array_equal(np.sort(shard_rows(out, m["shards"]), axis=0),
-                                  np.sort(shard_rows(tmp_path, m2["shards"]), axis=0))  # fmt: skip
+    np.testing.assert_array_equal(
+        np.sort(shard_rows(out, m["shards"]), axis=0),
+        np.sort(shard_rows(tmp_path, m2["shards"]), axis=0),
+    )
 
 
 def test_rows_travel_in_blocks_without_changing_a_byte(job, inputs, tmp_path, monkeypatch):
@@ -259,8 +289,10 @@ def test_rows_are_placed_by_the_global_permutation_into_full_shards(tmp_path):
     """Place + Write without Beam: row g of the chunks in sorted order lands at permute_index(g)."""
     seq_len, per_shard, seed = 4, 8, 3
     sizes = {("de", 0, 0): 11, ("de", 0, 1): 0, ("en", 0, 0): 5, ("en", 1, 0): 13}
-    chunks = {c: np.arange(n * seq_len, dtype=np.uint32).reshape(n, seq_len) + 1000 * i
-              for i, (c, n) in enumerate(sorted(sizes.items()))}  # fmt: skip
+    chunks = {
+        c: np.arange(n * seq_len, dtype=np.uint32).reshape(n, seq_len) + 1000 * i
+        for i, (c, n) in enumerate(sorted(sizes.items()))
+    }
     place, by_shard = PlaceFn(seq_len, seed, per_shard), {}
     for chunk in reversed(list(chunks)):  # any order
         for first in range(0, len(chunks[chunk]), 4):  # in blocks of 4 rows

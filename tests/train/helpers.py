@@ -24,8 +24,14 @@ torch.set_num_threads(1)  # 2 shared cores: more threads only contend
 REPO = Path(__file__).resolve().parents[2]
 TINY = str(REPO / "train" / "configs" / "tiny.toml")
 # quick settings on top of tiny.toml: a few steps, no bar, checkpoints often
-QUICK = ["steps=12", "log_interval=2", "checkpoint_interval=4", "progress_bar=false",
-         "warmup_steps=2", "export_at_end=false"]  # fmt: skip
+QUICK = [
+    "steps=12",
+    "log_interval=2",
+    "checkpoint_interval=4",
+    "progress_bar=false",
+    "warmup_steps=2",
+    "export_at_end=false",
+]
 
 
 def sample_lines(max_lines: int = 3000) -> list[str]:
@@ -55,9 +61,14 @@ def sample_lines(max_lines: int = 3000) -> list[str]:
 def make_vocab(folder: Path, lines: list[str], vocab_size: int = 300) -> dict:
     """spm.model + HF tokenizer files + a "vocabulary" manifest; returns the shards' vocab block."""
     return write_tiny_vocab(
-        folder, lines, vocab_size, tokenizer_files=True, seed_sentencepiece_size=5000,
-        hard_vocab_limit=False, num_threads=1,
-    )  # fmt: skip
+        folder,
+        lines,
+        vocab_size,
+        tokenizer_files=True,
+        seed_sentencepiece_size=5000,
+        hard_vocab_limit=False,
+        num_threads=1,
+    )
 
 
 def pack(vocab_dir: Path, lines: list[str], seq_len: int = SEQ_LEN) -> list[np.ndarray]:
@@ -75,20 +86,32 @@ def pack(vocab_dir: Path, lines: list[str], seq_len: int = SEQ_LEN) -> list[np.n
     ]
 
 
-def run_train(data: str, output: str, *overrides: str, nproc: int = 1, check: bool = True,
-              timeout: int = 120) -> subprocess.CompletedProcess:  # fmt: skip
+def run_train(
+    data: str, output: str, *overrides: str, nproc: int = 1, check: bool = True, timeout: int = 120
+) -> subprocess.CompletedProcess:
     """`python -m mdeberta.train` (or torchrun, nproc processes) on tiny.toml in a subprocess."""
     launcher = [sys.executable, "-m", "mdeberta.train"]
     if nproc > 1:
-        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                    f"--nproc_per_node={nproc}", "-m", "mdeberta.train"]  # fmt: skip
+        launcher = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            "-m",
+            "mdeberta.train",
+        ]
     args = ["--data", data, "--output", output, "--config", TINY]
     for item in [*QUICK, *overrides]:
         args += ["--set", item]
     result = subprocess.run(
-        launcher + args, cwd=REPO, env=subprocess_env(), capture_output=True, text=True,
+        launcher + args,
+        cwd=REPO,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
         timeout=timeout,
-    )  # fmt: skip
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"training failed ({result.returncode}):\n{result.stderr[-3000:]}")
     return result

@@ -34,10 +34,15 @@ def make(tmp_path, steps, keep=2):
         opt.step()
         sched.step()
         ckpt.save_checkpoint(
-            str(tmp_path), step=step, tokens=step * 10, model=model, optimizers=[opt],
-            schedulers=[sched], rank_state=ckpt.RankState(0, step * 4, ckpt.capture_rng()),
+            str(tmp_path),
+            step=step,
+            tokens=step * 10,
+            model=model,
+            optimizers=[opt],
+            schedulers=[sched],
+            rank_state=ckpt.RankState(0, step * 4, ckpt.capture_rng()),
             keep=keep,
-        )  # fmt: skip
+        )
     return model, opt, sched
 
 
@@ -75,6 +80,9 @@ def test_world_size_must_match(tmp_path):
     model, opt, sched = make(tmp_path, [1])
     with pytest.raises(ValueError, match="written by 1 processes.*--nproc_per_node 1"):
         ckpt.load_checkpoint(
-            ckpt.latest_checkpoint(str(tmp_path)), model=model, optimizers=[opt],
-            schedulers=[sched], world_size=2,
-        )  # fmt: skip
+            ckpt.latest_checkpoint(str(tmp_path)),
+            model=model,
+            optimizers=[opt],
+            schedulers=[sched],
+            world_size=2,
+        )

@@ -92,8 +92,9 @@ def test_warmup_then_linear_decay():
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(shards, tmp_path):
     run = tmp_path / "run"
     with pytest.raises(TrainingDiverged) as info:
-        train_here(shards, str(run), "lr=1e30", "warmup_steps=0", "log_interval=1",
-                   "checkpoint_interval=1")  # fmt: skip
+        train_here(
+            shards, str(run), "lr=1e30", "warmup_steps=0", "log_interval=1", "checkpoint_interval=1"
+        )
     message = str(info.value)
     assert "not finite" in message and "step-00000001" in message
     assert [step for step, _ in list_checkpoints(str(run))] == [1]
@@ -107,8 +108,9 @@ def test_shards_of_another_vocabulary_are_refused(shards, vocab, tmp_path):
     with pytest.raises(VocabMismatchError, match="vocabulary mismatch"):
         train_here(shards, str(tmp_path / "a"), vocab=other["url"])
     other_shards = tmp_path / "other-shards"
-    write_token_shards(str(other_shards), pack(tmp_path / "other-vocab", lines[:400]),
-                       seq_len=SEQ_LEN, vocab=other)  # fmt: skip
+    write_token_shards(
+        str(other_shards), pack(tmp_path / "other-vocab", lines[:400]), seq_len=SEQ_LEN, vocab=other
+    )
     run = tmp_path / "run"
     train_here(shards, str(run), "steps=4")
     with pytest.raises(VocabMismatchError, match="vocabulary mismatch"):

@@ -19,9 +19,16 @@ def rows(n: int = 64, length: int = 40, seed: int = 0) -> torch.Tensor:
 
 def masked(ids, step=0, policy="mask", seed=0, mask_prob=0.15):
     return mask_tokens(
-        ids, seed=seed, step=step, mask_id=MASK, pad_id=0, special_ids=SPECIAL,
-        vocab_size=VOCAB, mask_prob=mask_prob, policy=policy,
-    )  # fmt: skip
+        ids,
+        seed=seed,
+        step=step,
+        mask_id=MASK,
+        pad_id=0,
+        special_ids=SPECIAL,
+        vocab_size=VOCAB,
+        mask_prob=mask_prob,
+        policy=policy,
+    )
 
 
 def test_fifteen_percent_of_non_special_tokens_never_specials():

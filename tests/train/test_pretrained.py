@@ -58,7 +58,7 @@ def test_from_a_released_encoder(reference_run, vocab):
         "deberta.encoder.rel_embeddings.weight",
         "deberta.embeddings.LayerNorm.weight",
     ):
-        assert torch.equal(g[key], d[key]), key  # fmt: skip
+        assert torch.equal(g[key], d[key]), key
 
 
 def test_continue_training_from_an_export(shards, reference_run, tmp_path):

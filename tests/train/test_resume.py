@@ -26,8 +26,9 @@ def start(data: str, output: str) -> subprocess.Popen:
     args += ["--config", TINY]
     for item in [*QUICK, *REFERENCE]:
         args += ["--set", item]
-    return subprocess.Popen(args, cwd=REPO, env=subprocess_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)  # fmt: skip
+    return subprocess.Popen(
+        args, cwd=REPO, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
 
 
 def kill_after_first_checkpoint(proc: subprocess.Popen, run: Path) -> None:

@@ -128,9 +128,14 @@ def test_sample_is_identical_whatever_the_number_of_workers(clean_corpus, tmp_pa
     for workers in (1, 2):
         out = tmp_path / f"w{workers}"
         run_sample(
-            clean_corpus, str(out), plan, seed=7, stats=stats, max_sentence_bytes=512,
+            clean_corpus,
+            str(out),
+            plan,
+            seed=7,
+            stats=stats,
+            max_sentence_bytes=512,
             workers=workers,
-        )  # fmt: skip
+        )
         outputs.append({p.name: p.read_bytes() for p in out.iterdir()})
     assert outputs[0] == outputs[1]
     assert any(name.startswith("part-") for name in outputs[0])
