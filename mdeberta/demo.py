@@ -122,7 +122,7 @@ def _train(cfg: DemoConfig) -> dict:
     from mdeberta.train.config import load_train_config
     from mdeberta.train.run import train
 
-    tiny = str(resources.files("train").joinpath("configs", "tiny.toml"))
+    tiny = str(resources.files("mdeberta.train").joinpath("configs", "tiny.toml"))
     overrides = [f"steps={cfg.steps}", "export_at_end=false"]
     overrides.append(f"warmup_steps={max(1, min(20, cfg.steps // 10))}")
     run_dir = train(_dir(cfg, "shards"), _dir(cfg, "run"), load_train_config(tiny, overrides))
