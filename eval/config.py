@@ -117,3 +117,51 @@ class XnliConfig:
             0 <= self.max_malformed_fraction <= 1,
             f"max_malformed_fraction must be in [0, 1], got {self.max_malformed_fraction}",
         )
+
+
+@dataclass
+class RetrievalConfig:
+    """One `mdeberta eval retrieval` run (the XTREME Tatoeba protocol, see docs/retrieval.md)."""
+
+    model: str
+    """Model directory, URL or Hugging Face hub id of an encoder (our export or any HF model)."""
+    data: str
+    """Parallel sentences: laser:DIR (tatoeba.xx-eng.*), tsv:PATH (english<TAB>translation),
+    hub:google/xtreme (tatoeba.* configs) or xnli-tsv:PATH; a bare path is recognised."""
+    output: str
+    """Directory for retrieval.json, retrieval.md, retrieval.png and the manifest."""
+    languages: str = "all"
+    """Languages to score: "all" in the source (English aside) or a comma list (de,zh-Hans,deu)."""
+    layer: int | None = None
+    """Hidden state to pool: 0 = embeddings, L = last layer, negative from the end (-1 = last);
+    None: XTREME's choice scaled to depth, round(2/3 of the layers) (8 of 12)."""
+    all_layers: bool = False
+    """Score every layer from the same forward pass and plot accuracy by layer."""
+    pool_special: bool = True
+    """Include [CLS] and [SEP] in the mean pooling (XTREME does); false leaves specials out."""
+    baselines: bool = True
+    """Score the same architecture at a seeded random initialisation and a TF-IDF bag of token
+    ids in the same run and table."""
+    seed: int = 0
+    """Seed of the random-initialisation baseline."""
+    max_length: int = 128
+    """Tokens per sentence after truncation, [CLS] and [SEP] included."""
+    batch_size: int = 64
+    """Sentences per forward pass (batches are grouped by length, so little padding)."""
+    backend: str = "auto"
+    """auto (our model class for our exports, else transformers'), mdeberta or hf."""
+    tokenizer: str = ""
+    """Tokenizer directory or hub id; empty: the model's own."""
+    precision: str = "fp32"
+    """fp32 or bf16 (autocast)."""
+    device: str = "auto"
+    """auto (cuda if available, else cpu), cpu, cuda or cuda:N."""
+
+    def __post_init__(self) -> None:
+        check(bool(self.model), "model must be given")
+        check(bool(self.data), "data must be given")
+        check(bool(self.output), "output must be given")
+        check(self.max_length >= 4, f"max_length must be >= 4, got {self.max_length}")
+        check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        check(self.backend in BACKENDS, f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        check(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}")

@@ -82,6 +82,17 @@ XNLI_LANGUAGES: tuple[str, ...] = (
 # Codes that are not CC-100 file names but mean one: XNLI's Chinese is Simplified Chinese.
 ALIASES: dict[str, str] = {"zh": "zh-Hans"}
 
+# Individual-language ISO 639-3 codes that parallel data sets (Tatoeba/LASER, XTREME) use for a
+# CC-100 macrolanguage; the table's own iso639_3 column holds the macrolanguage codes (zho, fas...).
+INDIVIDUAL_CODES: dict[str, str] = {
+    "cmn": "zh-Hans",  # Mandarin: Tatoeba's cmn sentences are mostly Simplified
+    "pes": "fa",  # Iranian Persian
+    "swh": "sw",  # Coastal Swahili
+    "zsm": "ms",  # Standard Malay
+    "nob": "no",  # Norwegian Bokmål
+    "arb": "ar",  # Standard Arabic
+}
+
 # XLM-R's 100 languages (fairseq examples/xlmr/README.md, a table of English names) as CC-100
 # codes: "Filipino" is tl, "Kurdish (Kurmanji)" ku, "Burmese zawgyi font" my_zaw.
 XLMR_LANGUAGES: tuple[str, ...] = (
@@ -213,6 +224,16 @@ def canonical_code(code: str) -> str:
     if code not in _table():
         raise UnknownLanguageError(_unknown_message(code))
     return code
+
+
+def code_from_iso639_3(code: str) -> str | None:
+    """The CC-100 code of an ISO 639-3 code (``deu`` -> ``de``, ``cmn`` -> ``zh-Hans``), of a
+    CC-100 code or alias itself, or None when the registry has no such language."""
+    if code in INDIVIDUAL_CODES:
+        return INDIVIDUAL_CODES[code]
+    if ALIASES.get(code, code) in _table():
+        return ALIASES.get(code, code)
+    return next((lang.code for lang in _table().values() if lang.iso639_3 == code), None)
 
 
 def get_language(code: str) -> Language:

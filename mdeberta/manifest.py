@@ -18,7 +18,15 @@ from typing import Any
 from mdeberta import io
 
 MANIFEST = "manifest.json"
-KINDS = ("clean-corpus", "vocabulary", "token-shards", "run", "hf-model", "xnli-results")
+KINDS = (
+    "clean-corpus",
+    "vocabulary",
+    "token-shards",
+    "run",
+    "hf-model",
+    "xnli-results",
+    "retrieval-results",
+)
 _LIBRARIES = (
     "mdeberta",
     "apache-beam",

@@ -29,11 +29,13 @@ def demo(tmp_path_factory):
 
 def test_every_stage_leaves_a_complete_artifact(demo):
     out, summary, _ = demo
-    for stage in ("clean", "vocab", "shards", "run", "hf/discriminator", "hf/generator", "xnli"):
+    stages = ("clean", "vocab", "shards", "run", "hf/discriminator", "hf/generator", "xnli")
+    for stage in (*stages, "retrieval"):
         assert (out / stage / "manifest.json").exists(), stage
     assert json.loads((out / "summary.json").read_text()) == summary
     assert (out / "run" / "curves.png").stat().st_size > 0
     assert (out / "xnli" / "xnli.png").stat().st_size > 0
+    assert (out / "retrieval" / "retrieval.png").stat().st_size > 0
 
 
 def test_summary_reports_each_stage(demo):
@@ -48,8 +50,12 @@ def test_summary_reports_each_stage(demo):
     )
     assert summary["stages"]["train"]["step"] == 20
     assert set(summary["stages"]["eval xnli"]["accuracy"]) == set(LANGUAGES.split(","))
-    for line in ("clean", "build-vocab", "shard", "train", "eval xnli", "| ours"):
+    retrieval = summary["stages"]["eval retrieval"]
+    assert set(retrieval["average"]) == {"model", "random_init", "lexical"}
+    for line in ("clean", "build-vocab", "shard", "train", "eval xnli", "| ours", "eval retrieval"):
         assert line in printed
+    # the retrieval table, with the plain verdict on the model against its random initialisation
+    assert "| **average** |" in printed and "random initialisation" in printed
 
 
 def test_exported_discriminator_loads_in_hugging_face(demo):

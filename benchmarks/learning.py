@@ -1,0 +1,240 @@
+"""Does the stack learn? A CPU pretraining study scored by parallel-sentence retrieval.
+
+    python benchmarks/learning.py data --work study/               # corpus, retrieval set, shards
+    python benchmarks/learning.py train --work study/ --recipe r1 --mode gdes
+    python benchmarks/learning.py report --work study/ --out docs/learning/
+
+Training text: the real program messages of ../shared/data/locale-messages (CC-100 layout, one
+file per language) plus English from the msgids of the same kinds of catalogues. It is monolingual
+file by file, as mDeBERTa's CC-100 was: no pair, no alignment, each training sequence one language.
+Retrieval set: English/translation pairs of other catalogues (benchmarks/gettext_parallel.py,
+HELD_OUT_DOMAINS), and every line of the training text whose loose form (placeholders, digits,
+punctuation and case removed) equals a retrieval sentence of any language is taken out before
+cleaning; data.json reports how many, and that no exact retrieval sentence is left.
+
+Every stage is the project's own command (clean, build-vocab, shard, train, export, eval
+retrieval); a recipe is a set of `--set` overrides (RECIPES). Checkpoints every `eval_every` steps
+are exported and scored (model, random init and lexical baselines) afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import lzma
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import gettext_parallel as gp
+
+REPO = Path(__file__).resolve().parents[1]
+# beside the repository, as in the project's workspace; --text points elsewhere
+TEXT = Path(__file__).resolve().parents[2] / "shared" / "data" / "locale-messages"
+# 17 retrieval languages in four scripts, each with >= 1000 held-out pairs on Debian
+LANGUAGES = "de,fr,es,it,pt,nl,sv,pl,cs,tr,vi,ru,uk,bg,ja,zh-Hans,ko".split(",")
+DOC_LINES = 20  # messages per English document, as locale-messages groups them
+
+
+def mdeberta(*args: str, log: Path | None = None) -> None:
+    """Run one `mdeberta` command as a user would (its own process), failing loudly."""
+    cmd = ["mdeberta", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+    with open(log or os.devnull, "a") as out:
+        out.write(f"\n$ {' '.join(cmd)}\n")
+        out.flush()
+        subprocess.run(cmd, check=True, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+# data
+
+
+def retrieval_sentences(pairs: dict[str, list[tuple[str, str]]]) -> set[str]:
+    return {gp.normalise(s) for rows in pairs.values() for row in rows for s in row} - {""}
+
+
+def filter_text(lines: list[str], banned: set[str]) -> tuple[list[str], int]:
+    """Lines whose loose form is a retrieval sentence's, dropped (document breaks kept)."""
+    kept, removed = [], 0
+    for line in lines:
+        if line.strip() and gp.normalise(line) in banned:
+            removed += 1
+        else:
+            kept.append(line)
+    return kept, removed
+
+
+def write_xz(path: Path, lines: list[str]) -> None:
+    with lzma.open(path, "wt", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def build_data(
+    work: Path, text: Path, languages: list[str], train_languages: list[str], pairs: int
+) -> dict:
+    """raw/ (training text), parallel/ (retrieval set), data.json (sizes and the overlap check)."""
+    held = gp.parallel_pairs(languages, gp.HELD_OUT_DOMAINS, pairs, seed=0)
+    gp.write_laser(str(work / "parallel"), held)
+    banned = retrieval_sentences(held)
+    exact = {s.strip() for rows in held.values() for row in rows for s in row}
+    raw = work / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    report = {"retrieval_pairs": {k: len(v) for k, v in held.items()}, "training": {}}
+    for lang in train_languages:
+        if lang == "en":
+            messages = gp.english_messages(gp.HELD_OUT_DOMAINS)
+            lines = []
+            for i in range(0, len(messages), DOC_LINES):
+                lines += [*messages[i : i + DOC_LINES], ""]
+        else:
+            lines = lzma.open(text / f"{lang}.txt.xz", "rt", encoding="utf-8").read().split("\n")
+        kept, removed = filter_text(lines, banned)
+        left = sum(1 for line in kept if line.strip() in exact)
+        assert left == 0, f"{lang}: {left} retrieval sentences still in the training text"
+        write_xz(raw / f"{lang}.txt.xz", kept)
+        report["training"][lang] = {
+            "lines_in": sum(1 for x in lines if x.strip()),
+            "removed_as_retrieval_sentences": removed,
+            "chars": sum(len(x) for x in kept),
+        }
+    (work / "data.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def prepare(work: Path, vocab_size: int, seq_len: int, log: Path) -> None:
+    """clean -> build-vocab -> shard, with the project's commands."""
+    mdeberta("clean", str(work / "raw" / "*.txt.xz"), "--output", str(work / "clean"), log=log)
+    mdeberta(
+        "build-vocab",
+        "--corpus", str(work / "clean"), "--output", str(work / f"vocab-{vocab_size}"),
+        "--vocab-size", str(vocab_size), log=log,
+    )  # fmt: skip
+    mdeberta(
+        "shard",
+        "--corpus", str(work / "clean"), "--vocab", str(work / f"vocab-{vocab_size}"),
+        "--output", str(work / f"shards-{vocab_size}-{seq_len}"), "--seq-len", str(seq_len),
+        "--overwrite", log=log,
+    )  # fmt: skip
+
+
+# recipes: `--set` overrides on top of train/configs/xsmall.toml (preset xsmall: 12 x 384)
+RECIPES: dict[str, dict] = {
+    "r1": {
+        "vocab_size": 16000,
+        "seq_len": 128,
+        "steps": 3000,
+        "eval_every": 500,
+        "set": [
+            "model.num_hidden_layers=4",
+            "model.hidden_size=256",
+            "model.num_attention_heads=4",
+            "model.intermediate_size=1024",
+            "model.position_buckets=64",
+            "model.max_relative_positions=128",
+            "model.max_position_embeddings=128",
+            "batch_size=32",
+            "micro_batch_size=32",
+            "lr=1e-3",
+            "warmup_steps=300",
+        ],
+    },
+}
+
+
+def run_dir(work: Path, recipe: str, mode: str) -> Path:
+    return work / "runs" / f"{recipe}-{mode}"
+
+
+def train(work: Path, recipe: str, mode: str, steps: int | None = None) -> None:
+    """`mdeberta train` with the recipe, a checkpoint every eval_every steps, all of them kept."""
+    r = RECIPES[recipe]
+    steps = steps or r["steps"]
+    out = run_dir(work, recipe, mode)
+    every = r["eval_every"]
+    overrides = [
+        *r["set"], f"sharing={mode}", f"steps={steps}", f"checkpoint_interval={every}",
+        f"log_interval={min(50, every)}", f"keep_checkpoints={steps // every + 1}",
+        "progress_bar=false", "export_at_end=false", "device=cpu",
+    ]  # fmt: skip
+    args = ["train", "--data", str(work / f"shards-{r['vocab_size']}-{r['seq_len']}")]
+    args += ["--output", str(out), "--config", str(REPO / "train" / "configs" / "xsmall.toml")]
+    for item in overrides:
+        args += ["--set", item]
+    mdeberta(*args, log=work / f"log-{recipe}-{mode}.txt")
+
+
+def evaluate(work: Path, recipe: str, mode: str, generator: bool = False) -> list[dict]:
+    """Export every checkpoint and score it (all layers); baselines once per recipe."""
+    out = run_dir(work, recipe, mode)
+    rows = []
+    for ckpt in sorted((out / "checkpoints").glob("step-*"), key=lambda p: int(p.name[5:])):
+        step = int(ckpt.name[5:])
+        export = out / "export" / ckpt.name
+        if not (export / "discriminator" / "manifest.json").exists():
+            mdeberta("export", str(out), "--output", str(export), "--checkpoint", str(ckpt))
+        for role in ("discriminator", "generator") if generator else ("discriminator",):
+            result = out / "retrieval" / f"{ckpt.name}-{role}"
+            if not (result / "manifest.json").exists():
+                args = ["eval", "retrieval", "--model", str(export / role)]
+                args += ["--data", str(work / "parallel"), "--output", str(result), "--all-layers"]
+                args += ["--batch-size", "128"]
+                if role != "discriminator" or (step != _first_step(out) and mode != "gdes"):
+                    args += ["--no-baselines"]
+                mdeberta(*args, log=work / f"log-{recipe}-{mode}.txt")
+            doc = json.loads((result / "retrieval.json").read_text())
+            rows.append({"step": step, "role": role, **{k: doc[k] for k in ("average", "layers")}})
+    (out / "retrieval.json").write_text(json.dumps(rows, indent=1))
+    return rows
+
+
+def _first_step(out: Path) -> int:
+    return min(int(p.name[5:]) for p in (out / "checkpoints").glob("step-*"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    data = sub.add_parser("data", help="training text, retrieval set, clean/vocab/shard")
+    data.add_argument("--work", type=Path, required=True)
+    data.add_argument("--text", type=Path, default=TEXT, help="locale-messages directory")
+    data.add_argument("--languages", default=",".join(LANGUAGES))
+    data.add_argument("--train-languages", default="", help="default: the languages + en")
+    data.add_argument("--pairs", type=int, default=1000)
+    data.add_argument("--vocab-size", type=int, default=16000)
+    data.add_argument("--seq-len", type=int, default=128)
+    run = sub.add_parser("train", help="train one recipe in one sharing mode, then score it")
+    run.add_argument("--work", type=Path, required=True)
+    run.add_argument("--recipe", default="r1", choices=sorted(RECIPES))
+    run.add_argument("--mode", default="gdes", choices=("gdes", "es", "nes"))
+    run.add_argument("--steps", type=int, default=None, help="default: the recipe's")
+    run.add_argument("--generator", action="store_true", help="score the generator too")
+    args = parser.parse_args()
+    if args.command == "train":
+        start = time.monotonic()
+        train(args.work, args.recipe, args.mode, args.steps)
+        trained = time.monotonic()
+        rows = evaluate(args.work, args.recipe, args.mode, args.generator)
+        print(
+            json.dumps(
+                {
+                    "train_s": round(trained - start),
+                    "eval_s": round(time.monotonic() - trained),
+                    "rows": rows,
+                }
+            )
+        )
+    if args.command == "data":
+        languages = args.languages.split(",")
+        train_languages = (
+            args.train_languages.split(",") if args.train_languages else languages + ["en"]
+        )
+        start = time.monotonic()
+        report = build_data(args.work, args.text, languages, train_languages, args.pairs)
+        prepare(args.work, args.vocab_size, args.seq_len, args.work / "log.txt")
+        report["seconds"] = round(time.monotonic() - start, 1)
+        print(json.dumps(report["training"], indent=1))
+
+
+if __name__ == "__main__":
+    main()
