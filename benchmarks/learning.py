@@ -103,19 +103,18 @@ def build_data(
 
 
 def prepare(work: Path, vocab_size: int, seq_len: int, log: Path) -> None:
-    """clean -> build-vocab -> shard, with the project's commands."""
-    mdeberta("clean", str(work / "raw" / "*.txt.xz"), "--output", str(work / "clean"), log=log)
-    mdeberta(
-        "build-vocab",
-        "--corpus", str(work / "clean"), "--output", str(work / f"vocab-{vocab_size}"),
-        "--vocab-size", str(vocab_size), log=log,
-    )  # fmt: skip
-    mdeberta(
-        "shard",
-        "--corpus", str(work / "clean"), "--vocab", str(work / f"vocab-{vocab_size}"),
-        "--output", str(work / f"shards-{vocab_size}-{seq_len}"), "--seq-len", str(seq_len),
-        "--overwrite", log=log,
-    )  # fmt: skip
+    """clean -> build-vocab (a one-pass sample: ~500k paragraphs) -> shard, with the project's
+    commands; a stage whose artifact is complete is not redone."""
+    clean, vocab = work / "clean", work / f"vocab-{vocab_size}"
+    shards = work / f"shards-{vocab_size}-{seq_len}"
+    if not (clean / "manifest.json").exists():
+        mdeberta("clean", str(work / "raw" / "*.txt.xz"), "--output", str(clean), log=log)
+    if not (vocab / "manifest.json").exists():
+        args = ["--corpus", str(clean), "--output", str(vocab), "--vocab-size", str(vocab_size)]
+        mdeberta("build-vocab", *args, "--sentences", "500000", log=log)
+    if not (shards / "manifest.json").exists():
+        args = ["--corpus", str(clean), "--vocab", str(vocab), "--output", str(shards)]
+        mdeberta("shard", *args, "--seq-len", str(seq_len), "--overwrite", log=log)
 
 
 # recipes: `--set` overrides on top of train/configs/xsmall.toml (preset xsmall: 12 x 384)
@@ -192,6 +191,60 @@ def _first_step(out: Path) -> int:
     return min(int(p.name[5:]) for p in (out / "checkpoints").glob("step-*"))
 
 
+def report(work: Path, out: Path, recipes: list[str]) -> dict:
+    """learning.json and one PNG per recipe: retrieval accuracy by step for each sharing mode
+    (its best layer and the protocol's default layer) beside the random-init and lexical lines,
+    and the MLM and RTD losses."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from mdeberta.train.metrics import read_metrics
+
+    out.mkdir(parents=True, exist_ok=True)
+    doc: dict = {}
+    for recipe in recipes:
+        modes = [
+            m
+            for m in ("gdes", "es", "nes")
+            if (run_dir(work, recipe, m) / "retrieval.json").exists()
+        ]
+        if not modes:
+            continue
+        fig = Figure(figsize=(13, 4.2), dpi=110)
+        FigureCanvasAgg(fig)
+        acc, mlm, rtd = (fig.add_subplot(1, 3, i) for i in (1, 2, 3))
+        entry = doc[recipe] = {"recipe": RECIPES[recipe], "modes": {}}
+        for n, mode in enumerate(modes):
+            rows = json.loads((run_dir(work, recipe, mode) / "retrieval.json").read_text())
+            rows = [r for r in rows if r["role"] == "discriminator"]
+            steps = [r["step"] for r in rows]
+            default = [r["average"]["model"] for r in rows]
+            best = [max(r["layers"]["model"]) for r in rows]
+            base = next(r for r in rows if "random_init" in r["average"])["average"]
+            entry["modes"][mode] = {"steps": steps, "default_layer": default, "best_layer": best}
+            entry["random_init"], entry["lexical"] = base["random_init"], base["lexical"]
+            acc.plot(steps, [100 * v for v in default], f"C{n}-o", label=f"{mode} (default layer)")
+            acc.plot(steps, [100 * v for v in best], f"C{n}:", label=f"{mode} (best layer)")
+            metrics = read_metrics(str(run_dir(work, recipe, mode)))
+            x = [m["step"] for m in metrics]
+            mlm.plot(x, [m["mlm_loss"] for m in metrics], f"C{n}-", label=mode)
+            rtd.plot(x, [m["rtd_loss"] for m in metrics], f"C{n}-", label=mode)
+        acc.axhline(100 * entry["random_init"], color="gray", linestyle="--", label="random init")
+        acc.axhline(100 * entry["lexical"], color="black", linestyle=":", label="lexical (TF-IDF)")
+        acc.set(
+            xlabel="step", ylabel="average top-1 (%)", title=f"{recipe}: retrieval, 17 languages"
+        )
+        mlm.set(xlabel="step", ylabel="MLM loss (generator)", title="MLM loss")
+        rtd.set(xlabel="step", ylabel="RTD loss (discriminator)", title="RTD loss")
+        for ax in (acc, mlm, rtd):
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize="x-small")
+        fig.tight_layout()
+        fig.savefig(out / f"learning-{recipe}.png", metadata={"Software": None})
+    (out / "learning.json").write_text(json.dumps(doc, indent=1))
+    return doc
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -209,7 +262,13 @@ def main() -> None:
     run.add_argument("--mode", default="gdes", choices=("gdes", "es", "nes"))
     run.add_argument("--steps", type=int, default=None, help="default: the recipe's")
     run.add_argument("--generator", action="store_true", help="score the generator too")
+    rep = sub.add_parser("report", help="learning.json and the plots from scored runs")
+    rep.add_argument("--work", type=Path, required=True)
+    rep.add_argument("--out", type=Path, required=True)
+    rep.add_argument("--recipes", default=",".join(RECIPES))
     args = parser.parse_args()
+    if args.command == "report":
+        print(json.dumps(report(args.work, args.out, args.recipes.split(",")), indent=1))
     if args.command == "train":
         start = time.monotonic()
         train(args.work, args.recipe, args.mode, args.steps)
@@ -230,10 +289,13 @@ def main() -> None:
             args.train_languages.split(",") if args.train_languages else languages + ["en"]
         )
         start = time.monotonic()
-        report = build_data(args.work, args.text, languages, train_languages, args.pairs)
+        if (args.work / "data.json").exists():
+            facts = json.loads((args.work / "data.json").read_text())
+        else:
+            facts = build_data(args.work, args.text, languages, train_languages, args.pairs)
         prepare(args.work, args.vocab_size, args.seq_len, args.work / "log.txt")
-        report["seconds"] = round(time.monotonic() - start, 1)
-        print(json.dumps(report["training"], indent=1))
+        facts["seconds"] = round(time.monotonic() - start, 1)
+        print(json.dumps(facts["training"], indent=1))
 
 
 if __name__ == "__main__":
