@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import typer
 
 from mdeberta.command import add_command, config_command, new_app
@@ -33,8 +35,6 @@ def xnli(*, cfg: XnliConfig) -> None:
     Example:
       mdeberta eval xnli --model runs/base/hf/discriminator --output xnli/base
     """
-    import logging
-
     # lazy: keeps `mdeberta --help` light (evaluation imports torch and transformers)
     from mdeberta.eval.xnli import run_xnli
 
