@@ -193,13 +193,13 @@ def _has_reason(lines: list[str], lineno: int, import_lines: set[int]) -> bool:
         text = lines[n - 1].strip()
         if text.startswith("# lazy:"):
             return True
-        if not (text == "" or text.startswith("#") or n in import_lines or _stdlib(text)):
+        if not (text == "" or text.startswith("#") or n in import_lines or _library_import(text)):
             return False
         n -= 1
     return False
 
 
-def _stdlib(text: str) -> bool:
+def _library_import(text: str) -> bool:
     """A plain import of a library, part of the same group of imports."""
     return re.match(r"(import|from) [\w.]+", text) is not None and "mdeberta" not in text
 
