@@ -207,7 +207,7 @@ def make_dataset(url: str, sequences: int, per_shard: int) -> str:
 def bench_reader(url: str) -> dict:
     from torch.utils.data import DataLoader
 
-    from mdeberta.shards import ShardDataset
+    from mdeberta.shard_reader import ShardDataset
 
     ds = ShardDataset(url, seed=0)
     it = iter(ds)
@@ -239,7 +239,7 @@ def bench_reader(url: str) -> dict:
 
 def memory_probe(url: str, samples: int) -> dict:
     """Run in a fresh process: read `samples` samples, sampling anonymous RSS as we go."""
-    from mdeberta.shards import ShardDataset
+    from mdeberta.shard_reader import ShardDataset
 
     ds = ShardDataset(url, seed=0)
     peak_anon = 0

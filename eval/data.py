@@ -26,111 +26,21 @@ import json
 import os
 import re
 import urllib.parse
-from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
 from mdeberta import io
+from mdeberta.eval import hub
+from mdeberta.eval.nli import DataError, NLIData, Source
 
-LABELS = ("entailment", "neutral", "contradiction")
-LABEL_IDS = {name: i for i, name in enumerate(LABELS)}
-LABEL_ALIASES = {"contradictory": "contradiction"}  # XNLI-MT's spelling
 KINDS = ("hub", "xnli-tsv", "multinli", "mt-tsv", "disk")
 ROLES = ("train", "dev", "test")
-# split names tried per role, for the hub and saved DatasetDicts
-ROLE_SPLITS = {
-    "train": ("train",),
-    "dev": ("validation", "validation_matched", "dev"),
-    "test": ("test",),
-}
 # file names tried per role inside a directory (XNLI-1.0 layout, MultiNLI 1.0, our fixture)
 ROLE_FILES = {
     "train": ("multinli.train.jsonl", "multinli_1.0_train.jsonl", "multinli.train.en.tsv"),
     "dev": ("xnli.dev.tsv",),
     "test": ("xnli.test.tsv",),
 }
-NO_GOLD = "no_gold_label"  # skipped by design (MultiNLI "-", hub -1), not malformed
-_EXAMPLES_KEPT = 5
-
-
-class DataError(ValueError):
-    """A data source that cannot be used as asked; the message says why and what would work."""
-
-
-@dataclass(frozen=True, slots=True)
-class Pair:
-    premise: str
-    hypothesis: str
-    label: int  # index into LABELS
-    language: str
-
-
-@dataclass
-class NLIData:
-    """The pairs of one source and role, and what was skipped on the way (reason -> rows)."""
-
-    source: str
-    wanted: frozenset[str] = frozenset()  # languages whose pairs are kept (all rows are checked)
-    pairs: dict[str, list[Pair]] = field(default_factory=dict)
-    seen: set[str] = field(default_factory=set)  # every language met, for error messages
-    skipped: Counter = field(default_factory=Counter)
-    examples: list[str] = field(default_factory=list)  # the first few malformed rows
-    rows: int = 0
-
-    def skip(self, reason: str, where: str) -> None:
-        self.skipped[reason] += 1
-        if reason != NO_GOLD and len(self.examples) < _EXAMPLES_KEPT:
-            self.examples.append(f"{where}: {reason}")
-
-    def add(self, premise, hypothesis, label: str | None, language: str, where: str) -> None:
-        """Count one source row; keep it if it is a well-formed pair in a wanted language."""
-        self.rows += 1
-        self.seen.add(language)
-        index = label_id(label)
-        if index is None:
-            reason = NO_GOLD if label in (None, "-", "") else "unknown_label"
-            return self.skip(reason, where)
-        if not isinstance(premise, str) or not isinstance(hypothesis, str):
-            return self.skip("missing_text", where)
-        if not premise.strip() or not hypothesis.strip():
-            return self.skip("empty_text", where)
-        if language in self.wanted:
-            self.pairs.setdefault(language, []).append(Pair(premise, hypothesis, index, language))
-
-    @property
-    def malformed(self) -> int:
-        return sum(n for reason, n in self.skipped.items() if reason != NO_GOLD)
-
-    def summary(self) -> dict:
-        return {
-            "source": self.source,
-            "rows": self.rows,
-            "pairs": {lang: len(p) for lang, p in sorted(self.pairs.items())},
-            "skipped": dict(sorted(self.skipped.items())),
-            "malformed_examples": list(self.examples),
-        }
-
-
-def label_id(name) -> int | None:
-    """Our index of a label name in any source's spelling; None if it is not an NLI label."""
-    if not isinstance(name, str):
-        return None
-    name = name.strip().lower()
-    return LABEL_IDS.get(LABEL_ALIASES.get(name, name))
-
-
 # source specs
-
-
-@dataclass(frozen=True)
-class Source:
-    kind: str
-    location: str
-    params: dict = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        query = f"?{urllib.parse.urlencode(self.params)}" if self.params else ""
-        return f"{self.kind}:{self.location}{query}"
 
 
 def parse_source(spec: str, role: str) -> Source:
@@ -220,8 +130,6 @@ def load_nli(
     Fails with DataError when a requested language is absent, or when more than
     max_malformed_fraction of the rows is malformed (malformed rows are counted either way)."""
     source = spec if isinstance(spec, Source) else parse_source(spec, role)
-    from mdeberta.eval import hub  # imports `datasets` only when called
-
     loader = {
         "hub": hub.load_hub,
         "disk": hub.load_disk,

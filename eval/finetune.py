@@ -25,7 +25,8 @@ from tqdm.auto import tqdm
 
 from mdeberta import io
 from mdeberta.eval.config import FinetuneConfig
-from mdeberta.eval.data import LABELS, Pair, label_id
+from mdeberta.eval.nli import LABELS, Pair, label_id
+from mdeberta.hf import load_pretrained, save_pretrained
 from mdeberta.manifest import MANIFEST
 
 # files of which a tokenizer directory holds at least one (DeBERTa, XLM-R, T5, BERT, GPT-2 style)
@@ -143,8 +144,6 @@ def load_classifier(
         backend = "mdeberta" if is_our_checkpoint(path) else "hf"
     tok = load_tokenizer(tokenizer or path)
     if backend == "mdeberta":
-        from mdeberta.hf import load_pretrained
-
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             model = load_pretrained(path, head="classification", num_labels=len(LABELS))
@@ -370,8 +369,6 @@ def save_classifier(clf: Classifier, path: str) -> None:
         target = inner if local else tmp
         names = list(clf.label_names)  # the outputs' meaning is what id2label records
         if clf.backend == "mdeberta":
-            from mdeberta.hf import save_pretrained
-
             clf.model.label_names = names
             save_pretrained(clf.model, target)
         else:

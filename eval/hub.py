@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mdeberta.eval.data import ROLE_SPLITS, DataError, NLIData, Source
+from mdeberta.eval.nli import DataError, NLIData, Source
+
+# split names tried per role, for the hub and saved DatasetDicts
+ROLE_SPLITS = {
+    "train": ("train",),
+    "dev": ("validation", "validation_matched", "dev"),
+    "test": ("test",),
+}
 
 
 def load_hub(source: Source, role: str, languages: list[str], data: NLIData) -> None:

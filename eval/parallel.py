@@ -29,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from mdeberta import io
-from mdeberta.eval.data import DataError, Source
+from mdeberta.eval.nli import DataError, Source
 from mdeberta.languages import code_from_iso639_3
 
 KINDS = ("laser", "tsv", "hub", "xnli-tsv")

@@ -30,9 +30,12 @@ import torch.nn.functional as F
 from mdeberta import io
 from mdeberta.config import config_to_dict
 from mdeberta.eval.config import RetrievalConfig
+from mdeberta.eval.finetune import deterministic, is_our_checkpoint, load_tokenizer, resolve_device
 from mdeberta.eval.parallel import ParallelSet, load_parallel
 from mdeberta.eval.retrieval_report import FORMAT_VERSION, results_document, write_reports
+from mdeberta.hf import load_pretrained
 from mdeberta.manifest import MANIFEST, invalidate, read_manifest, write_manifest
+from mdeberta.model import DebertaModel
 
 log = logging.getLogger(__name__)
 
@@ -134,21 +137,17 @@ def _autocast(precision: str, device: torch.device):
 def load_encoder(cfg: RetrievalConfig, *, random_init: bool = False) -> Encoder:
     """The model of cfg (our export -> our DebertaModel, else transformers' AutoModel), or the same
     architecture freshly initialised with cfg.seed."""
-    from mdeberta.eval.finetune import is_our_checkpoint, load_tokenizer, resolve_device
-
     backend = cfg.backend
     if backend == "auto":
         backend = "mdeberta" if is_our_checkpoint(cfg.model) else "hf"
     tokenizer = load_tokenizer(cfg.tokenizer or cfg.model)
     if backend == "mdeberta":
-        from mdeberta.hf import load_pretrained
-        from mdeberta.model import DebertaModel
-
         model = load_pretrained(cfg.model, head="base")
         if random_init:
             torch.manual_seed(cfg.seed)
             model = DebertaModel(model.config)
     else:
+        # lazy: transformers' model classes take seconds to import; our exports never need them
         from transformers import AutoConfig, AutoModel
 
         if random_init:
@@ -233,8 +232,6 @@ def score_language(
 
 def run_retrieval(cfg: RetrievalConfig) -> dict:
     """Score the model and both baselines on every language; write the reports and the manifest."""
-    from mdeberta.eval.finetune import deterministic
-
     start = time.monotonic()
     _prepare_output(cfg.output)
     languages = (

@@ -18,8 +18,11 @@ import time
 
 from mdeberta import io
 from mdeberta.config import config_to_dict
+from mdeberta.eval import finetune as ft
 from mdeberta.eval.config import XnliConfig
-from mdeberta.eval.data import LABELS, NLIData, Pair, load_nli
+from mdeberta.eval.data import load_nli
+from mdeberta.eval.nli import LABELS, NLIData, Pair
+from mdeberta.eval.report import mean, write_reports
 from mdeberta.languages import XNLI_LANGUAGES, get_language
 from mdeberta.manifest import MANIFEST, invalidate, read_manifest, write_manifest
 
@@ -76,9 +79,6 @@ def _load_data(cfg: XnliConfig, languages: list[str]) -> dict[str, NLIData | Non
 
 def run_xnli(cfg: XnliConfig) -> dict:
     """Fine-tune (unless eval_only), evaluate every language, write the reports and manifest."""
-    from mdeberta.eval import finetune as ft
-    from mdeberta.eval.report import write_reports
-
     clock = {"start": time.monotonic()}
     languages = xnli_languages(cfg.languages)
     _prepare_output(cfg.output)
@@ -116,8 +116,6 @@ def run_xnli(cfg: XnliConfig) -> dict:
 
 def _train(clf, cfg: XnliConfig, data: dict[str, NLIData | None]) -> dict:
     """Fine-tune on the training language, select on English dev; the selection record."""
-    from mdeberta.eval import finetune as ft
-
     hp = cfg.finetune
     train = subsample(data["train"].pairs[cfg.train_language], cfg.max_train_examples, hp.seed)
     dev = data["dev"].pairs["en"][: cfg.max_eval_examples or None] if data["dev"] else None
@@ -134,8 +132,6 @@ def _train(clf, cfg: XnliConfig, data: dict[str, NLIData | None]) -> dict:
 
 def _evaluate(clf, cfg: XnliConfig, test: NLIData, languages: list[str]):
     """Accuracy and number of pairs per language."""
-    from mdeberta.eval import finetune as ft
-
     hp, accuracy, examples = cfg.finetune, {}, {}
     for lang in languages:
         pairs = test.pairs[lang][: cfg.max_eval_examples or None]
@@ -150,8 +146,6 @@ def _evaluate(clf, cfg: XnliConfig, test: NLIData, languages: list[str]):
 
 def _results(cfg: XnliConfig, clf, data, selection: dict, accuracy, examples) -> dict:
     """The content of xnli.json."""
-    from mdeberta.eval.report import mean
-
     return {
         "format_version": FORMAT_VERSION,
         "model": {
@@ -191,10 +185,8 @@ def _has_manifest(path: str) -> bool:
 
 def _save_classifier(clf, cfg: XnliConfig) -> None:
     """classifier/ beside the reports; ours gets an hf-model manifest so eval_only finds it ours."""
-    from mdeberta.eval.finetune import save_classifier
-
     path = io.join(cfg.output, CLASSIFIER_DIR)
-    save_classifier(clf, path)
+    ft.save_classifier(clf, path)
     if clf.backend == "mdeberta":
         inputs = {"pretrained": cfg.model} if _has_manifest(cfg.model) else {}
         extra = {"head": "classification", "labels": clf.label_names}

@@ -1,32 +1,39 @@
-"""The `mdeberta` command line.
+"""The `mdeberta` command line: every stage's commands under one name.
 
 Each stage owns a light module holding its typer command functions (their docstrings are the help
-text); this table registers them. A module listed here must import only the standard library and
-typer at its top, so `mdeberta --help` stays fast: the heavy work is imported inside each command.
+text, their options come from the stage's config dataclass: mdeberta/command.py); this table
+registers them. Those modules import only typer and the light config modules at their top, so
+`mdeberta --help` stays fast: the heavy work is imported inside each command.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
+from collections.abc import Callable, Sequence
 
 import typer
 
-# (command name, "module:attribute"): a function becomes a command, a typer.Typer a command group.
-COMMANDS: list[tuple[str, str]] = [
+from mdeberta import __version__, demo
+from mdeberta.command import add_command, new_app, run
+from mdeberta.eval import cli as eval_cli
+from mdeberta.pipelines import cli as pipelines_cli
+from mdeberta.train import cli as train_cli
+from mdeberta.vocab import cli as vocab_cli
+
+# (command name, command): a function becomes a command, a typer.Typer a command group.
+COMMANDS: list[tuple[str, Callable | typer.Typer]] = [
     # one line per command, in the order of the flow
-    ("clean", "mdeberta.pipelines.cli:clean"),
-    ("build-vocab", "mdeberta.vocab.cli:build_vocab"),
-    ("shard", "mdeberta.pipelines.shard_cli:shard"),
-    ("train", "mdeberta.train.cli:train"),
-    ("export", "mdeberta.train.cli:export"),
-    ("plot", "mdeberta.train.cli:plot"),
-    ("analyze-embeddings", "mdeberta.train.cli:analyze_embeddings"),
-    ("eval", "mdeberta.eval.cli:app"),
-    ("demo", "mdeberta.demo:demo"),
+    ("clean", pipelines_cli.clean),
+    ("build-vocab", vocab_cli.build_vocab),
+    ("shard", pipelines_cli.shard),
+    ("train", train_cli.train),
+    ("export", train_cli.export),
+    ("plot", train_cli.plot),
+    ("analyze-embeddings", train_cli.analyze_embeddings),
+    ("eval", eval_cli.app),
+    ("demo", demo.demo),
 ]
 
-app = typer.Typer(
+app = new_app(
     name="mdeberta",
     help=(
         "Pretrain and evaluate multilingual DeBERTa-v3 encoders: "
@@ -34,26 +41,16 @@ app = typer.Typer(
         "Example: mdeberta <command> --help"
     ),
     no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
 )
-
-
-def _register() -> None:
-    for name, target in COMMANDS:
-        module_name, attribute = target.split(":")
-        obj = getattr(importlib.import_module(module_name), attribute)
-        if isinstance(obj, typer.Typer):
-            app.add_typer(obj, name=name)
-        else:
-            settings = getattr(obj, "context_settings", None)
-            app.command(name, context_settings=settings)(obj)
+for name, command in COMMANDS:
+    if isinstance(command, typer.Typer):
+        app.add_typer(command, name=name)
+    else:
+        add_command(app, name, command)
 
 
 def _print_version(value: bool) -> None:
     if value:
-        from mdeberta import __version__
-
         typer.echo(__version__)
         raise typer.Exit()
 
@@ -67,18 +64,6 @@ def _root(
     """Pretrain and evaluate multilingual DeBERTa-v3 encoders."""
 
 
-_register()
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Run the CLI on `argv` (default: sys.argv). Errors a user can fix (bad input, bad config,
-    missing files) print one line naming the problem instead of a traceback; MDEBERTA_TRACEBACK=1
-    shows the traceback."""
-    try:
-        app(args=argv, prog_name="mdeberta")
-    # ConfigError, IncompleteArtifactError, ... derive from these; FloatingPointError: a NaN loss
-    except (ValueError, OSError, FloatingPointError) as e:
-        if os.environ.get("MDEBERTA_TRACEBACK"):
-            raise
-        typer.echo(f"mdeberta: error: {e}", err=True)
-        raise SystemExit(1) from None
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the CLI on `argv` (default: sys.argv); a user error is one line (command.run)."""
+    run(app, argv, "mdeberta")

@@ -21,12 +21,12 @@ import dataclasses
 import difflib
 import functools
 import inspect
-import json
+import re
 import sys
 import textwrap
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar, Union
 
 if sys.version_info >= (3, 11):
@@ -98,8 +98,12 @@ def load_config(
     path: str | None = None,
     overrides: Sequence[str] = (),
     section: str | None = None,
+    flags: Sequence[tuple[str, Any, str]] = (),
 ) -> T:
-    """Build `cls` from a TOML file (optionally one [section] of it), then `key=value` overrides."""
+    """Build `cls` from a TOML file (optionally one [section] of it), then command-line flags
+    (key, value, how it was given: e.g. ("seq_len", 256, "--seq-len")), then `key=value`
+    overrides (--set). A bad key or value is reported against where it came from: the TOML file,
+    the flag, or the `--set key=value` item."""
     data: dict[str, Any] = {}
     if path is not None:
         try:
@@ -108,50 +112,71 @@ def load_config(
             raise ConfigError(f"{path}: not valid TOML ({e})") from e
         if section is not None:
             data = data.get(section, {})
+    origin: dict[str, str] = {}  # dotted key -> where it was given, for keys not from the TOML
+    for key, value, where in flags:
+        _set_dotted(data, key, value, where)
+        origin[key] = where
     for item in overrides:
-        key, value = _parse_override(item)
-        _set_dotted(data, key, value)
-    return from_dict(cls, data, source=path or "--set")
+        where = f"--set {item}"
+        key, value = _parse_override(item, where)
+        _set_dotted(data, key, value, where)
+        origin[key] = where
+    return from_dict(cls, data, source=path, origin=origin)
 
 
-def from_dict(cls: type[T], data: dict[str, Any], source: str = "config", prefix: str = "") -> T:
-    """Build `cls` from a dict, coercing values to the field types; errors name the valid keys."""
+def from_dict(
+    cls: type[T],
+    data: dict[str, Any],
+    source: str | None = "config",
+    prefix: str = "",
+    origin: dict[str, str] | None = None,
+) -> T:
+    """Build `cls` from a dict, coercing values to the field types; errors name the valid keys and
+    where the bad key came from: origin[dotted key] when given there, else `source` (a file)."""
+    origin = origin or {}
+
+    def where(key: str) -> str:
+        return origin.get(key) or source or "config"
+
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls) if f.init]
     kwargs = {}
     for key, value in data.items():
+        dotted = prefix + key
         if key not in names:
             near = difflib.get_close_matches(key, names, n=3)
             hint = f" Did you mean {', '.join(near)}?" if near else ""
             raise ConfigError(
-                f"{source}: unknown key {prefix + key!r}.{hint} Valid keys: {', '.join(names)}"
+                f"{where(dotted)}: unknown key {dotted!r}.{hint} Valid keys: {', '.join(names)}"
             )
         if dataclasses.is_dataclass(hints[key]):
             if not isinstance(value, dict):
-                raise ConfigError(f"{source}: {prefix}{key} is a table of settings, got {value!r}")
-            kwargs[key] = from_dict(hints[key], value, source, f"{prefix}{key}.")
+                raise ConfigError(
+                    f"{where(dotted)}: {dotted} is a table of settings, got {value!r}"
+                )
+            kwargs[key] = from_dict(hints[key], value, source, f"{dotted}.", origin)
         else:
-            kwargs[key] = _coerce(value, hints[key], f"{source}: {prefix}{key}")
+            kwargs[key] = _coerce(value, hints[key], f"{where(dotted)}: {dotted}")
     try:
         return cls(**kwargs)
     except ConfigError as e:
-        raise ConfigError(f"{source}: {e}") from None
+        blame = _blame(str(e), list(kwargs), prefix, where) or source
+        raise ConfigError(f"{blame}: {e}" if blame else str(e)) from None
 
 
-def flag_overrides(given: dict[str, Any], ctx: Any = None) -> list[str]:
-    """`key=value` overrides from command-line flags: those that are None are left out and, given
-    the click/typer context, so are those left at their default, so a TOML file's values stand."""
+def _blame(message: str, given: list[str], prefix: str, where: Callable[[str], str]) -> str:
+    """Where the keys that a validation message names were given (a TOML file, a flag, a --set
+    item), without repeats; "" when it names none of them."""
+    named = [
+        k for k in given if re.search(rf"(?<![\w.])({re.escape(prefix)})?{re.escape(k)}\b", message)
+    ]
+    return ", ".join(dict.fromkeys(where(prefix + k) for k in named))
 
-    def explicit(key: str) -> bool:
-        return ctx is None or ctx.get_parameter_source(key).name != "DEFAULT"
 
-    return [f"{k}={json.dumps(v)}" for k, v in given.items() if v is not None and explicit(k)]
-
-
-def _parse_override(item: str) -> tuple[str, Any]:
+def _parse_override(item: str, where: str) -> tuple[str, Any]:
     key, sep, raw = item.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"override {item!r} is not of the form key=value")
+        raise ConfigError(f"{where}: not of the form key=value")
     try:  # TOML syntax first: numbers, booleans, quoted strings, arrays
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
@@ -159,12 +184,12 @@ def _parse_override(item: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+def _set_dotted(data: dict[str, Any], key: str, value: Any, where: str) -> None:
     *parents, last = key.split(".")
     for part in parents:
         data = data.setdefault(part, {})
         if not isinstance(data, dict):
-            raise ConfigError(f"override {key!r}: {part!r} is not a table of settings")
+            raise ConfigError(f"{where}: {part!r} is not a table of settings")
     data[last] = value
 
 

@@ -2,8 +2,9 @@
 
 clean → build-vocab → shard → train → export → eval xnli, each stage reading the previous stage's
 directory exactly as a user's commands would, then a summary of where everything is and the key
-numbers of each stage. Like the rest of the CLI layer, this module imports the stages only inside
-the functions that run them, so `mdeberta --help` stays fast.
+numbers of each stage. Like the rest of the CLI layer, this module imports the stages' jobs only
+inside the functions that run them (their light config modules at the top), so `mdeberta --help`
+stays fast.
 """
 
 from __future__ import annotations
@@ -13,11 +14,18 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 
 import typer
 
 from mdeberta import io, resources_path
+from mdeberta.command import config_command
 from mdeberta.config import check
+from mdeberta.eval.config import FinetuneConfig, RetrievalConfig, XnliConfig
+from mdeberta.pipelines.clean_config import CleanConfig
+from mdeberta.pipelines.shard_config import ShardConfig
+from mdeberta.train.config import load_train_config
+from mdeberta.vocab.config import VocabConfig
 
 
 @dataclass
@@ -54,8 +62,8 @@ def _dir(cfg: DemoConfig, name: str) -> str:
 
 
 def _clean(cfg: DemoConfig) -> dict:
+    # lazy: keeps `mdeberta --help` light (the stages import Beam, torch, ...)
     from mdeberta.pipelines.clean import run_clean
-    from mdeberta.pipelines.clean_config import CleanConfig
 
     inputs = [str(resources_path("sample", "*.txt.xz"))]
     stats = run_clean(
@@ -75,8 +83,8 @@ def _clean(cfg: DemoConfig) -> dict:
 
 
 def _vocab(cfg: DemoConfig) -> dict:
+    # lazy: keeps `mdeberta --help` light (the stages import Beam, torch, ...)
     from mdeberta.vocab.build import build_vocab
-    from mdeberta.vocab.config import VocabConfig
 
     out = _dir(cfg, "vocab")
     vocab = VocabConfig(
@@ -97,7 +105,8 @@ def _vocab(cfg: DemoConfig) -> dict:
 
 
 def _shard(cfg: DemoConfig) -> dict:
-    from mdeberta.pipelines.shard import ShardConfig, run
+    # lazy: keeps `mdeberta --help` light (the stages import Beam, torch, ...)
+    from mdeberta.pipelines.shard import run
 
     manifest = run(
         ShardConfig(
@@ -117,9 +126,7 @@ def _shard(cfg: DemoConfig) -> dict:
 
 
 def _train(cfg: DemoConfig) -> dict:
-    from importlib import resources
-
-    from mdeberta.train.config import load_train_config
+    # lazy: keeps `mdeberta --help` light (the stages import Beam, torch, ...)
     from mdeberta.train.run import train
 
     tiny = str(resources.files("mdeberta.train").joinpath("configs", "tiny.toml"))
@@ -132,13 +139,14 @@ def _train(cfg: DemoConfig) -> dict:
 
 
 def _export(cfg: DemoConfig) -> dict:
+    # lazy: keeps `mdeberta --help` light (the stages import Beam, torch, ...)
     from mdeberta.train.export import export_run
 
     return export_run(_dir(cfg, "run"), _dir(cfg, "hf"))
 
 
 def _xnli(cfg: DemoConfig) -> dict:
-    from mdeberta.eval.config import FinetuneConfig, XnliConfig
+    # lazy: keeps `mdeberta --help` light (the stages import Beam, torch, ...)
     from mdeberta.eval.xnli import run_xnli
 
     fixture = str(resources_path("xnli"))
@@ -159,25 +167,19 @@ def _xnli(cfg: DemoConfig) -> dict:
 
 
 def _retrieval(cfg: DemoConfig) -> dict:
-    from mdeberta.eval.config import RetrievalConfig
+    # lazy: keeps `mdeberta --help` light (evaluation imports torch and transformers)
     from mdeberta.eval.retrieval import run_retrieval
 
-    languages = [x for x in _xnli_codes(cfg.xnli_languages) if x != "en"]
+    wanted = [x.strip() for x in cfg.xnli_languages.split(",") if x.strip() not in ("", "en")]
     results = run_retrieval(
         RetrievalConfig(
             model=io.join(_dir(cfg, "hf"), "discriminator"),
             data=f"xnli-tsv:{resources_path('xnli')}",
             output=_dir(cfg, "retrieval"),
-            languages=",".join(languages),
+            languages="all" if cfg.xnli_languages == "xnli" else ",".join(wanted),
         )
     )
     return {"average": results["average"], "layer": results["protocol"]["layer"]}
-
-
-def _xnli_codes(spec: str) -> list[str]:
-    from mdeberta.eval.xnli import xnli_languages
-
-    return xnli_languages(spec)
 
 
 STAGES: list[tuple[str, Callable[[DemoConfig], dict]]] = [
@@ -261,13 +263,8 @@ def format_summary(summary: dict, tables: str = "") -> str:
     return "\n".join(lines) + ("\n\n" + tables if tables else "")
 
 
-def demo(
-    output: str = typer.Option("demo", help="Directory for every artifact of the demo."),
-    steps: int = typer.Option(300, help="Pretraining steps of the tiny model."),
-    languages: str = typer.Option(None, help="Sample languages (default: all 26)."),
-    workers: int = typer.Option(2, help="Local Beam worker processes."),
-    set_: list[str] = typer.Option([], "--set", help="KEY=VALUE DemoConfig override."),  # noqa: B008
-) -> None:
+@config_command(DemoConfig)
+def demo(*, cfg: DemoConfig) -> None:
     """Run the whole chain at toy scale on the sample corpus shipped in the package.
 
     clean → build-vocab → shard → train → export → eval xnli → eval retrieval, each stage's
@@ -275,9 +272,8 @@ def demo(
     XNLI table and the retrieval table (the model beside its random initialisation and a lexical
     baseline). A few minutes on 2 CPU cores.
 
-    Example: mdeberta demo --output demo/
+    \b
+    Example:
+      mdeberta demo --output demo/
     """
-    from mdeberta.config import flag_overrides, load_config
-
-    given = {"output": output, "steps": steps, "workers": workers, "languages": languages}
-    run_demo(load_config(DemoConfig, None, [*flag_overrides(given), *set_]), echo=typer.echo)
+    run_demo(cfg, echo=typer.echo)

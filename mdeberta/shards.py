@@ -10,7 +10,7 @@ Format (version 1; docs/formats.md is the reference for other programs):
   order, and whatever the producer adds (per-language counts, the sampling plan).
 
 This module is light (numpy only): the writer, manifest validation, checksum and vocabulary checks.
-The torch reader `ShardDataset` lives in mdeberta.shard_reader and is importable from here.
+The torch reader `ShardDataset` lives in mdeberta.shard_reader, which builds on this module.
 """
 
 from __future__ import annotations
@@ -257,12 +257,3 @@ def check_vocab(manifest: Mapping[str, Any], vocab: str, *, shards_url: str = ""
             f"(spm.model of {manifest['vocab'].get('url')}), but {source} has sha256 {expected}; "
             "re-shard the corpus with this vocabulary or train with the one the shards used"
         )
-
-
-def __getattr__(name: str):
-    # ShardDataset needs torch; import it only when asked so the writer stays light.
-    if name == "ShardDataset":
-        from mdeberta.shard_reader import ShardDataset
-
-        return ShardDataset
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -367,8 +367,6 @@ def run_clean(
 
 
 if __name__ == "__main__":  # python -m mdeberta.pipelines.clean: `mdeberta clean`'s options
-    import sys
+    from mdeberta.pipelines.cli import main_clean
 
-    from mdeberta.cli import main
-
-    main(["clean", *sys.argv[1:]])
+    main_clean()

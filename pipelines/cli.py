@@ -1,4 +1,5 @@
-"""The `mdeberta clean` command. Light: Beam and the job load only when it runs."""
+"""The Beam commands `mdeberta clean` and `mdeberta shard` (also `python -m
+mdeberta.pipelines.clean|shard`). Light at import: Beam and the jobs load only when one runs."""
 
 from __future__ import annotations
 
@@ -6,44 +7,43 @@ import json
 
 import typer
 
-_EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
+from mdeberta.command import config_command, standalone
+from mdeberta.pipelines.clean_config import CleanConfig
+from mdeberta.pipelines.shard_config import ShardConfig
 
 
+@config_command(CleanConfig, extra_args=True)
 def clean(
     ctx: typer.Context,
     inputs: list[str] = typer.Argument(  # noqa: B008
         ..., help="CC-100 files (xx.txt.xz, .gz, .zst, plain) or JSONL; globs, dirs, fsspec URLs."
     ),
     output: str = typer.Option(..., help="Output directory of the clean corpus."),
-    languages: str = typer.Option(None, help="Codes or a preset: all, xnli, xlmr (default all)."),
-    max_docs_per_lang: int = typer.Option(None, help="Read at most N documents per language."),
-    on_bad_file: str = typer.Option(None, help="fail (default) or skip a corrupt file, counted."),
-    workers: int = typer.Option(1, help="Local worker processes (FnApiRunner)."),
-    config: str = typer.Option(None, help="TOML file of CleanConfig settings (thresholds)."),
-    set_: list[str] = typer.Option([], "--set", help="KEY=VALUE CleanConfig override."),  # noqa: B008
+    workers: int | None = typer.Option(
+        None, help="Local worker processes (FnApiRunner; more than 1 uses multi-processing)."
+    ),
+    *,
+    cfg: CleanConfig,
 ) -> None:
     """Normalise, filter and deduplicate CC-100 text into {output}/{lang}/part-*.jsonl.zst.
 
     Writes stats.json (documents in and out per language, removals by reason), manifest.json last.
+    Every threshold of the rules is an option below (and a key of --config/--set).
 
     Unknown options go to Beam, e.g. for Dataflow (docs/dataflow.md):
-    --runner DataflowRunner --project P --region R --temp_location gs://B/tmp
-    --setup_file ./pyproject.toml
 
-    Example: mdeberta clean data/cc100/*.txt.xz --output clean/ --languages xnli --workers 2
+    \b
+      --runner DataflowRunner --project P --region R --temp_location gs://B/tmp
+      --setup_file ./pyproject.toml
+
+    \b
+    Example:
+      mdeberta clean data/cc100/*.txt.xz --output clean/ --languages xnli \\
+          --workers 2
     """
-    from mdeberta.config import flag_overrides, load_config
+    # lazy: keeps `mdeberta --help` light (the job imports Beam)
     from mdeberta.pipelines.clean import run_clean
-    from mdeberta.pipelines.clean_config import CleanConfig
 
-    given = {
-        "languages": languages,
-        "max_docs_per_lang": max_docs_per_lang,
-        "on_bad_file": on_bad_file,
-    }
-    # --set wins over the flags, which win over the TOML file.
-    flags = flag_overrides(given)
-    cfg = load_config(CleanConfig, config, [*flags, *set_])
     # Unknown options land in `inputs` too (it is variadic): the inputs are what precedes them.
     first = next((i for i, x in enumerate(inputs) if x.startswith("-")), len(inputs))
     inputs, beam_args = inputs[:first], [*inputs[first:], *ctx.args]
@@ -53,4 +53,32 @@ def clean(
     typer.echo(json.dumps(stats["totals"], indent=2, sort_keys=True))
 
 
-clean.context_settings = _EXTRA
+@config_command(ShardConfig, required=("corpus", "vocab", "output"), extra_args=True)
+def shard(ctx: typer.Context, *, cfg: ShardConfig) -> None:
+    """Tokenise a clean corpus, α-sample languages, pack [CLS] ... [SEP] sequences into shards.
+
+    Unknown options go to Beam (e.g. --runner DataflowRunner --project P --region R).
+
+    \b
+    Example:
+      mdeberta shard --corpus clean/ --vocab vocab/ --output shards/ --workers 2
+    """
+    # lazy: keeps `mdeberta --help` light (the job imports Beam and SentencePiece)
+    from mdeberta.pipelines.shard import run
+
+    manifest = run(cfg, ctx.args)
+    summary = {
+        "output": cfg.output,
+        "sequences": manifest["num_sequences"],
+        "shards": len(manifest["shards"]),
+        "capped_languages": sorted(k for k, v in manifest["languages"].items() if v["capped"]),
+        "languages": {
+            k: {"q": round(v["q"], 5), "passes": round(v["passes"], 3), "tokens": v["tokens"]}
+            for k, v in manifest["languages"].items()
+        },
+    }
+    typer.echo(json.dumps(summary, indent=2))
+
+
+main_clean = standalone(clean, "python -m mdeberta.pipelines.clean")
+main_shard = standalone(shard, "python -m mdeberta.pipelines.shard")

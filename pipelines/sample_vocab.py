@@ -3,9 +3,8 @@
     sample = sample_job(corpus, out_dir, alpha=0.3, sentences=10_000_000, max_passes=10,
                         seed=12345, max_sentence_bytes=8192)   # = plan + run_sample
 
-or alone: `python -m mdeberta.pipelines.sample_vocab --corpus C --output O [--sentences N]
-[Beam options]`
-(build-vocab runs it for you).
+`mdeberta build-vocab` runs it (Beam options on its command line go to this job, e.g. to run it
+on Dataflow; `--keep-sample` keeps what it drew).
 
 Each paragraph of each document is drawn `copies(plan.passes(lang), seed, lang, f"{id}:{i}")`
 times (pipelines.sampling; the same draw as its ApplySampling transform, done inside the reading
@@ -20,7 +19,6 @@ per-language counts (paragraphs seen and drawn, lines, chars, split paragraphs) 
 from __future__ import annotations
 
 import hashlib
-import json
 
 import apache_beam as beam
 
@@ -203,35 +201,3 @@ def sample_job(
         workers=workers,
         beam_args=beam_args,
     )
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`python -m mdeberta.pipelines.sample_vocab`: the sampling job alone (e.g. on Dataflow)."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--corpus", required=True, help="clean corpus directory")
-    parser.add_argument("--output", required=True, help="directory for part-*.txt and stats.json")
-    parser.add_argument("--sentences", type=int, default=10_000_000, help="paragraphs to draw")
-    parser.add_argument("--alpha", type=float, default=0.3)
-    parser.add_argument("--max-passes", type=float, default=10.0)
-    parser.add_argument("--seed", type=int, default=12345)
-    parser.add_argument("--max-sentence-bytes", type=int, default=8192)
-    parser.add_argument("--workers", type=int, default=1)
-    args, beam_args = parser.parse_known_args(argv)  # the rest goes to Beam
-    sample = sample_job(
-        args.corpus,
-        args.output,
-        alpha=args.alpha,
-        sentences=args.sentences,
-        max_passes=args.max_passes,
-        seed=args.seed,
-        max_sentence_bytes=args.max_sentence_bytes,
-        workers=args.workers,
-        beam_args=beam_args,
-    )
-    print(json.dumps(sample["totals"], indent=2))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,8 +1,6 @@
 """`python -m mdeberta.train`, `torchrun --nproc_per_node N -m mdeberta.train`: `mdeberta train`."""
 
-import sys
-
-from mdeberta.cli import main
+from mdeberta.train.cli import main
 
 if __name__ == "__main__":
-    main(["train", *sys.argv[1:]])
+    main()

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from mdeberta import io
+from mdeberta.train.export import load_run
 
 
 def average_cosine(table: torch.Tensor, rows: torch.Tensor | None = None) -> float:
@@ -39,8 +40,6 @@ def _token_rows(info: dict[str, Any], rows: int) -> torch.Tensor:
 
 def analyze_run(run: str) -> dict[str, Any]:
     """{run, step, sharing, E_G, E_D, E_delta_norm} for a run dir or one of its checkpoints."""
-    from mdeberta.train.export import load_run
-
     checkpoint = None
     if io.exists(io.join(run, "meta.json")):  # a checkpoint dir: its run is two levels up
         checkpoint, run_dir = run, run.rstrip("/").rsplit("/", 2)[0]

@@ -12,6 +12,8 @@ from mdeberta.model import DebertaConfig, DebertaForMaskedLM, DebertaForRTD
 from mdeberta.rtd import RTDModel
 from mdeberta.train.config import TrainConfig
 
+RUN_INFO = "run.json"  # in the run directory: the resolved config and the models' configs
+
 
 def round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
@@ -36,6 +38,11 @@ def model_configs(
     )
     layers = m.generator_layers or max(1, disc.num_hidden_layers // 2)
     return disc, disc.replace(num_hidden_layers=layers)
+
+
+def load_model_configs(info: dict[str, Any]) -> tuple[DebertaConfig, DebertaConfig]:
+    """(discriminator, generator) configs as a run recorded them in run.json."""
+    return DebertaConfig(**info["discriminator"]), DebertaConfig(**info["generator"])
 
 
 def build_model(

@@ -1,45 +1,44 @@
 """Typer commands of the training stage: train, export, plot, analyze-embeddings.
 
-Light at import (typer only): torch and the trainer are imported inside each command.
+Light at import (typer and the configs): torch and the trainer are imported inside each command.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import typer
 
+from mdeberta import io
+from mdeberta.command import config_command, standalone
+from mdeberta.train.config import TrainConfig
 
+
+@config_command(TrainConfig)
 def train(
     data: str = typer.Option(..., "--data", help="Token-shards directory (local path or URL)."),
     output: str = typer.Option(
         ..., "--output", help="Run directory; resumed if it has a checkpoint."
     ),
-    config: str | None = typer.Option(None, "--config", help="TOML config (train/configs/*.toml)."),
-    set_: list[str] = typer.Option(  # noqa: B008
-        [], "--set", help="Override a config key: key=value (repeatable)."
-    ),
-    init_from: str | None = typer.Option(
-        None, "--init-from", help="Continue pretraining from a Hugging Face model dir."
-    ),
     vocab: str | None = typer.Option(
         None, "--vocab", help="Refuse the shards unless they were made with this vocabulary dir."
     ),
+    *,
+    cfg: TrainConfig,
 ) -> None:
     """Pretrain a generator and a discriminator with replaced token detection (DeBERTa-v3, GDES).
 
     Runs on one process or under torchrun (one process per GPU; gloo on CPU). Writes run.json,
-    metrics.jsonl, checkpoints/, curves.png and hf/{discriminator,generator}.
+    metrics.jsonl, checkpoints/, curves.png and hf/{discriminator,generator}. The model's sizes
+    are set with --set model.KEY=VALUE or a [model] table in the --config file
+    (train/configs/*.toml).
 
-    Example: mdeberta train --data shards/ --output runs/tiny --config train/configs/tiny.toml
-    --set steps=200
+    \b
+    Example:
+      mdeberta train --data shards/ --output runs/tiny \\
+          --config train/configs/tiny.toml --steps 200
     """
-    from mdeberta.train.config import load_train_config
+    # lazy: keeps `mdeberta --help` light (training imports torch)
     from mdeberta.train.run import train as run_training
 
-    cfg = load_train_config(config, list(set_))
-    if init_from:
-        cfg = dataclasses.replace(cfg, init_from=init_from)
     run_training(data, output, cfg, vocab=vocab)
 
 
@@ -58,8 +57,11 @@ def export(
     The discriminator gets E_G + E_delta merged (loads with AutoModel), the generator loads with
     AutoModelForMaskedLM; the tokenizer files of the shards' vocabulary go beside both.
 
-    Example: mdeberta export runs/tiny --output models/tiny
+    \b
+    Example:
+      mdeberta export runs/tiny --output models/tiny
     """
+    # lazy: keeps `mdeberta --help` light (exporting imports torch)
     from mdeberta.train.export import export_run
 
     written = export_run(run_dir, output, checkpoint=checkpoint, tokenizer=tokenizer)
@@ -72,8 +74,11 @@ def plot(
 ) -> None:
     """Plot a run's loss, accuracy and learning-rate curves from metrics.jsonl.
 
-    Example: mdeberta plot runs/tiny
+    \b
+    Example:
+      mdeberta plot runs/tiny
     """
+    # lazy: keeps `mdeberta --help` light (plotting imports matplotlib)
     from mdeberta.train.metrics import plot_curves
 
     typer.echo(plot_curves(run_dir, output))
@@ -87,13 +92,17 @@ def analyze_embeddings(
 
     The DeBERTa-v3 paper's figure 2: with ES one table serves both models; GDES lets E_D differ.
 
-    Example: mdeberta analyze-embeddings runs/gdes runs/es runs/nes
+    \b
+    Example:
+      mdeberta analyze-embeddings runs/gdes runs/es runs/nes
     """
+    # lazy: keeps `mdeberta --help` light (reading checkpoints imports torch)
     from mdeberta.train.analyze import analyze_runs, format_table
 
     rows = analyze_runs(runs)
     typer.echo(format_table(rows))
     if json_out:
-        from mdeberta import io
-
         io.write_json(json_out, rows)
+
+
+main = standalone(train, "python -m mdeberta.train")

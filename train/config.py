@@ -59,6 +59,7 @@ class ModelConfig:
             self.vocab_multiple >= 1,
             f"model.vocab_multiple must be >= 1, got {self.vocab_multiple}",
         )
+        # lazy: keeps `mdeberta --help` light (the model imports torch)
         from mdeberta.model import DebertaConfig  # validates the overrides against the preset
 
         try:

@@ -14,12 +14,13 @@ from typing import Any
 import torch
 
 from mdeberta import hf, io
+from mdeberta.config import from_dict
 from mdeberta.manifest import write_manifest
+from mdeberta.model import DebertaForRTD
 from mdeberta.rtd import RTDModel
 from mdeberta.train import checkpoint as ckpt
-from mdeberta.train.build import build_model
+from mdeberta.train.build import RUN_INFO, build_model, load_model_configs
 from mdeberta.train.config import TrainConfig
-from mdeberta.train.run import RUN_INFO, load_model_configs
 
 FORMAT_VERSION = 1
 
@@ -30,8 +31,6 @@ def load_run(run_dir: str, checkpoint: str | None = None) -> tuple[RTDModel, dic
     if checkpoint is None:
         raise FileNotFoundError(f"{run_dir}: no complete checkpoint under {ckpt.CHECKPOINTS}/")
     info = io.read_json(io.join(run_dir, RUN_INFO))
-    from mdeberta.config import from_dict
-
     cfg = from_dict(TrainConfig, info["config"], source=io.join(run_dir, RUN_INFO))
     disc_cfg, gen_cfg = load_model_configs(info)
     model = build_model(cfg, disc_cfg, gen_cfg, info["vocab"])
@@ -41,8 +40,6 @@ def load_run(run_dir: str, checkpoint: str | None = None) -> tuple[RTDModel, dic
 
 def merged_discriminator(model: RTDModel):
     """A standalone DebertaForRTD whose word embeddings are E_D (E_G + E_delta for gdes)."""
-    from mdeberta.model import DebertaForRTD
-
     disc = DebertaForRTD(model.discriminator.config)
     state = {
         k: v

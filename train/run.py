@@ -19,15 +19,26 @@ import torch
 from mdeberta import io
 from mdeberta.config import ConfigError, config_to_dict
 from mdeberta.manifest import write_manifest
-from mdeberta.model import DebertaConfig
+from mdeberta.shard_reader import ShardDataset
 from mdeberta.train import checkpoint as ckpt
 from mdeberta.train import distributed
-from mdeberta.train.build import build_model, build_optimizers, model_configs
+from mdeberta.train.build import (
+    RUN_INFO,
+    build_model,
+    build_optimizers,
+    load_model_configs,
+    model_configs,
+)
 from mdeberta.train.config import TrainConfig
+from mdeberta.train.export import export_run
 from mdeberta.train.loop import Trainer
 from mdeberta.train.metrics import MetricsLogger, plot_curves, read_metrics
+from mdeberta.train.pretrained import (
+    check_pretrained_vocab,
+    init_from_pretrained,
+    pretrained_configs,
+)
 
-RUN_INFO = "run.json"
 FORMAT_VERSION = 1
 # settings a resumed run may change; anything else must match the checkpoint's run
 MUTABLE = {"steps", "lr", "discriminator_lr", "warmup_steps", "grad_clip", "log_interval",
@@ -35,15 +46,9 @@ MUTABLE = {"steps", "lr", "discriminator_lr", "warmup_steps", "grad_clip", "log_
            "export_at_end", "init_from", "device"}  # fmt: skip
 
 
-def load_model_configs(info: dict[str, Any]) -> tuple[DebertaConfig, DebertaConfig]:
-    return DebertaConfig(**info["discriminator"]), DebertaConfig(**info["generator"])
-
-
 def _new_run_info(cfg: TrainConfig, data: str, dataset, world_size: int) -> dict[str, Any]:
     vocab = dataset.manifest["vocab"]
     if cfg.init_from:
-        from mdeberta.train.pretrained import check_pretrained_vocab, pretrained_configs
-
         check_pretrained_vocab(cfg.init_from, dataset.manifest, data)
         disc, gen = pretrained_configs(
             cfg.init_from, cfg.model.generator_layers, cfg.model.overrides()
@@ -94,8 +99,6 @@ def _check_resume(saved: dict[str, Any], cfg: TrainConfig, dataset, run_dir: str
 
 def train(data: str, output: str, cfg: TrainConfig, *, vocab: str | None = None) -> str:
     """Train (or resume) the run in `output` on the token shards in `data`; return `output`."""
-    from mdeberta.shard_reader import ShardDataset
-
     env = distributed.setup(cfg.device)
     try:
         dataset = ShardDataset(
@@ -145,8 +148,6 @@ def _build_trainer(cfg, info, dataset, env, output, latest) -> Trainer:
     disc_cfg, gen_cfg = load_model_configs(info)
     model = build_model(cfg, disc_cfg, gen_cfg, info["vocab"])
     if latest is None and cfg.init_from:
-        from mdeberta.train.pretrained import init_from_pretrained
-
         message = init_from_pretrained(model, cfg.init_from)
         if env.is_main:
             print(message, file=sys.stderr)
@@ -191,8 +192,6 @@ def _finish(output: str, cfg: TrainConfig, info: dict, trainer: Trainer, data: s
     plot_curves(output)
     files = {}
     if cfg.export_at_end:
-        from mdeberta.train.export import export_run
-
         try:
             files = export_run(output, io.join(output, "hf"))
         except Exception as e:  # the checkpoints are safe; `mdeberta export` can retry

@@ -17,8 +17,13 @@ from dataclasses import asdict
 
 from mdeberta import io
 from mdeberta.config import config_to_dict
+from mdeberta.languages import resolve_languages
 from mdeberta.manifest import invalidate, read_manifest, write_manifest
+from mdeberta.pipelines.paragraphs import read_clean_stats, sample_files, split_long
 from mdeberta.vocab.config import VocabConfig
+from mdeberta.vocab.report import build_report, report_paragraphs, write_report
+from mdeberta.vocab.tokenizer import load_model_proto, write_tokenizer_files
+from mdeberta.vocab.train import check_vocab_size, plan_memory, train_spm
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +34,6 @@ VOCAB_FILES += ("special_tokens_map.json", "report.json", "report.md")
 
 def read_lines(files: list[str], max_bytes: int) -> Iterator[str]:
     """Lines of the sample files, re-cut if one is too long, so SentencePiece skips none."""
-    from mdeberta.pipelines.paragraphs import split_long
-
     for url in files:
         with io.open_file(url, "rt") as f:
             for line in f:
@@ -55,14 +58,10 @@ def proto_dict(message) -> dict:
 def _languages(cfg: VocabConfig) -> list[str] | None:
     if cfg.languages is None:
         return None
-    from mdeberta.languages import resolve_languages
-
     return resolve_languages(cfg.languages)
 
 
 def _write_vocab_files(out: str, model: bytes) -> dict:
-    from mdeberta.vocab.tokenizer import load_model_proto, write_tokenizer_files
-
     with io.atomic_write(io.join(out, "spm.model"), "wb") as f:
         f.write(model)
     proto = load_model_proto(model)
@@ -72,8 +71,6 @@ def _write_vocab_files(out: str, model: bytes) -> dict:
 
 
 def _report(cfg: VocabConfig, model: bytes, languages: list[str]) -> dict:
-    from mdeberta.vocab.report import build_report, report_paragraphs, write_report
-
     texts = {k: list(report_paragraphs(cfg.corpus, k, cfg.report_paragraphs)) for k in languages}
     compare = None
     if cfg.compare:
@@ -88,8 +85,6 @@ def _sample(cfg: VocabConfig, beam_args) -> tuple[dict, list[str]]:
     """Run the Beam sampling job in a fresh child process (Beam never loads beside the trainer)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
-
-    from mdeberta.pipelines.paragraphs import sample_files
 
     sample_dir = io.join(cfg.output, "sample")
     job = {
@@ -111,6 +106,7 @@ def _sample(cfg: VocabConfig, beam_args) -> tuple[dict, list[str]]:
 
 
 def _sample_job(corpus: str, sample_dir: str, job: dict) -> dict:
+    # lazy: Beam (~180 MB) loads only in this child process, never beside the trainer
     from mdeberta.pipelines.sample_vocab import sample_job
 
     return sample_job(corpus, sample_dir, **job)
@@ -118,9 +114,6 @@ def _sample_job(corpus: str, sample_dir: str, job: dict) -> dict:
 
 def build_vocab(cfg: VocabConfig, beam_args: list[str] | None = None) -> dict:
     """Build the vocabulary directory `cfg.output` from the clean corpus `cfg.corpus`."""
-    from mdeberta.pipelines.paragraphs import read_clean_stats
-    from mdeberta.vocab.train import check_vocab_size, plan_memory, train_spm
-
     if not cfg.corpus or not cfg.output:
         raise ValueError("both corpus and output are required")
     read_manifest(cfg.corpus, kind="clean-corpus")  # a complete clean corpus, or a clear error
@@ -157,8 +150,6 @@ def build_vocab(cfg: VocabConfig, beam_args: list[str] | None = None) -> dict:
 def _portable(model: bytes) -> bytes:
     """spm.model without the machine's paths: the trainer spec keeps the sample's file names only,
     so the same sample and settings give the same bytes (the vocabulary fingerprint) anywhere."""
-    from mdeberta.vocab.tokenizer import load_model_proto
-
     proto = load_model_proto(model)
     names = [name.rsplit("/", 1)[-1] for name in proto.trainer_spec.input]
     del proto.trainer_spec.input[:]
@@ -182,8 +173,6 @@ class _Clock:
 
 
 def _write_manifest(cfg, model: bytes, special: dict, *, sample, plan, memory, seconds) -> dict:
-    from mdeberta.vocab.tokenizer import load_model_proto
-
     proto = load_model_proto(model)
     files = {
         name: {"sha256": io.sha256_file(url), "bytes": io.file_size(url)}

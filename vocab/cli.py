@@ -6,55 +6,27 @@ import json
 
 import typer
 
-_EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
+from mdeberta.command import config_command
+from mdeberta.vocab.config import VocabConfig
 
 
-def build_vocab(
-    ctx: typer.Context,
-    corpus: str = typer.Option(..., help="Clean corpus directory (mdeberta clean)."),
-    output: str = typer.Option(..., help="Vocabulary directory to write."),
-    vocab_size: int = typer.Option(250_000, help="SentencePiece pieces ([MASK] comes on top)."),
-    alpha: float = typer.Option(0.3, help="Language sampling exponent: q ∝ p^alpha."),
-    sentences: int = typer.Option(10_000_000, help="Paragraphs to sample for training."),
-    seed: int = typer.Option(12345, help="Seed of the sample and of SentencePiece."),
-    languages: str = typer.Option(None, help="Codes or a preset (default: all in the corpus)."),
-    max_passes: float = typer.Option(10.0, help="Most repetitions of a small language's text."),
-    workers: int = typer.Option(1, help="Local Beam worker processes for the sample."),
-    compare: str = typer.Option(None, help="Another spm.model to put beside ours in the report."),
-    keep_sample: bool = typer.Option(False, help="Keep the sampled text in OUTPUT/sample/."),
-    config: str = typer.Option(None, help="TOML file of VocabConfig settings."),
-    set_: list[str] = typer.Option([], "--set", help="KEY=VALUE VocabConfig override."),  # noqa: B008
-) -> None:
+@config_command(VocabConfig, required=("corpus", "output"), extra_args=True)
+def build_vocab(ctx: typer.Context, *, cfg: VocabConfig) -> None:
     """Train a unigram SentencePiece vocabulary on α-sampled paragraphs of a clean corpus.
 
     Writes spm.model, spm.vocab, the Hugging Face tokenizer files ([PAD]=0 [CLS]=1 [SEP]=2 [UNK]=3,
     [MASK] last), report.json and report.md, and manifest.json last. Checks before training that
     the vocabulary size is possible and that the trainer fits in memory. Unknown options go to
-    Beam (the sampling job).
+    Beam (the sampling job, which --keep-sample keeps in OUTPUT/sample/).
 
-    Example: mdeberta build-vocab --corpus clean/ --output vocab/ --vocab-size 32000
-    --sentences 1000000
+    \b
+    Example:
+      mdeberta build-vocab --corpus clean/ --output vocab/ --vocab-size 32000 \\
+          --sentences 1000000
     """
-    from mdeberta.config import flag_overrides, load_config
+    # lazy: keeps `mdeberta --help` light (building imports SentencePiece, the sample Beam)
     from mdeberta.vocab.build import build_vocab as run
-    from mdeberta.vocab.config import VocabConfig
 
-    given = {
-        "corpus": corpus,
-        "output": output,
-        "vocab_size": vocab_size,
-        "alpha": alpha,
-        "sentences": sentences,
-        "seed": seed,
-        "languages": languages,
-        "max_passes": max_passes,
-        "workers": workers,
-        "compare": compare,
-        "keep_sample": keep_sample,
-    }
-    # Flags set on the command line win over the TOML file; --set wins over both.
-    flags = flag_overrides(given, ctx if config else None)
-    cfg = load_config(VocabConfig, config, [*flags, *set_])
     manifest = run(cfg, list(ctx.args))
     summary = {
         "output": cfg.output,
@@ -67,6 +39,3 @@ def build_vocab(
         ),
     }
     typer.echo(json.dumps(summary, indent=2))
-
-
-build_vocab.context_settings = _EXTRA

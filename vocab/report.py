@@ -14,6 +14,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 
 from mdeberta import io
+from mdeberta.languages import UNICODE_SCRIPT_NAMES, UnknownLanguageError, get_language
+from mdeberta.pipelines.paragraphs import corpus_files, read_paragraphs
 
 COMMON = "Zyyy"  # ISO 15924: undetermined / common script
 BYTE = "bytes"  # byte-fallback pieces
@@ -23,8 +25,6 @@ SPECIAL = "special"  # control and unknown pieces
 @functools.cache
 def _script_patterns():
     import regex
-
-    from mdeberta.languages import UNICODE_SCRIPT_NAMES
 
     return [
         (code, regex.compile(rf"\p{{Script={name}}}"))
@@ -85,8 +85,6 @@ def language_metrics(sp, paragraphs: Iterable[str], space_separated: bool) -> di
 
 
 def _space_separated(lang: str) -> bool:
-    from mdeberta.languages import UnknownLanguageError, get_language
-
     try:
         return get_language(lang).space_separated
     except UnknownLanguageError:
@@ -95,8 +93,6 @@ def _space_separated(lang: str) -> bool:
 
 def report_paragraphs(corpus: str, lang: str, limit: int) -> Iterator[str]:
     """The first `limit` paragraphs of a language in the clean corpus, in file order."""
-    from mdeberta.pipelines.paragraphs import corpus_files, read_paragraphs
-
     count = 0
     for lang_url in corpus_files(corpus, [lang]):
         for _, _, paragraph in read_paragraphs(lang_url):

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from mdeberta.eval.data import LABELS, DataError, load_nli, parse_source
+from mdeberta.eval.data import load_nli, parse_source
+from mdeberta.eval.nli import LABELS, DataError
 
 XNLI_HEADER = (
     "language gold_label sentence1_binary_parse sentence2_binary_parse sentence1_parse "

@@ -10,7 +10,7 @@ import pytest
 
 from mdeberta.eval import finetune as ft
 from mdeberta.eval.config import FinetuneConfig
-from mdeberta.eval.data import LABELS, Pair
+from mdeberta.eval.nli import LABELS, Pair
 
 CUES = {"entailment": "true", "neutral": "perhaps", "contradiction": "false"}
 XTREME = ["contradiction", "entailment", "neutral"]

@@ -3,7 +3,7 @@
 import pytest
 
 from mdeberta import resources_path
-from mdeberta.eval.data import DataError
+from mdeberta.eval.nli import DataError
 from mdeberta.eval.parallel import language_code, load_parallel, parse_parallel_source
 
 EN = ["The cat sleeps.", "It is raining.", "I read a book.", "We eat bread."]

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from mdeberta import resources_path
 from mdeberta.cli import app
 from mdeberta.eval.config import FinetuneConfig, XnliConfig
-from mdeberta.eval.data import LABELS, DataError
 from mdeberta.eval.finetune import ModelError
+from mdeberta.eval.nli import LABELS, DataError
 from mdeberta.eval.xnli import run_xnli
 from mdeberta.languages import XNLI_LANGUAGES
 from mdeberta.manifest import read_manifest

@@ -91,15 +91,29 @@ def test_bad_toml_names_file(tmp_path):
         load_config(Run, str(path))
 
 
-def test_flag_overrides_skip_unset_and_default_flags():
-    from mdeberta.config import flag_overrides
+def test_flags_sit_between_the_toml_file_and_set(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('steps = 5\nmode = "es"\n')
+    flags = [("steps", 6, "--steps"), ("optim.lr", 0.5, "--lr")]
+    cfg = load_config(Run, str(path), flags=flags)
+    assert (cfg.steps, cfg.mode, cfg.optim.lr) == (6, "es", 0.5)
+    assert load_config(Run, str(path), ["steps=7"], flags=flags).steps == 7
 
-    given = {"steps": 5, "name": None, "mode": "es"}
-    assert flag_overrides(given) == ["steps=5", 'mode="es"']
 
-    class Ctx:  # a click context: only "mode" was typed on the command line
-        def get_parameter_source(self, key):
-            return type("Source", (), {"name": "COMMANDLINE" if key == "mode" else "DEFAULT"})
-
-    assert flag_overrides(given, Ctx()) == ['mode="es"']
-    assert load_config(Run, overrides=flag_overrides(given)).mode == "es"
+def test_errors_name_the_set_item_or_flag_or_file_that_gave_the_bad_key(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text("steps = 5\n")
+    with pytest.raises(ConfigError, match=r"^--set stpes=10: unknown key 'stpes'"):
+        load_config(Run, str(path), ["stpes=10"])
+    with pytest.raises(ConfigError, match=r"^--set optim\.lr=x: optim\.lr must be a number"):
+        load_config(Run, str(path), ["optim.lr=x"])
+    with pytest.raises(ConfigError, match=r"^--lr: lr must be in \(0, 1\), got 2"):
+        load_config(Run, str(path), flags=[("optim.lr", 2.0, "--lr")])
+    with pytest.raises(ConfigError, match=r"^--set steps: not of the form key=value"):
+        load_config(Run, str(path), ["steps"])
+    path.write_text("stpes = 5\n[optim]\nlr = 3\n")
+    with pytest.raises(ConfigError, match=rf"^{path}: unknown key 'stpes'"):
+        load_config(Run, str(path))
+    path.write_text("[optim]\nlr = 3\n")
+    with pytest.raises(ConfigError, match=rf"^{path}: lr must be in"):
+        load_config(Run, str(path))

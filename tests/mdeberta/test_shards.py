@@ -12,8 +12,8 @@ from torch.utils.data import DataLoader
 
 from mdeberta import io
 from mdeberta.manifest import IncompleteArtifactError
+from mdeberta.shard_reader import ShardDataset
 from mdeberta.shards import (
-    ShardDataset,
     ShardFormatError,
     VocabMismatchError,
     verify_shards,

@@ -23,7 +23,8 @@ from mdeberta.pipelines.pack import (
 )
 from mdeberta.pipelines.sampling import sampling_probabilities
 from mdeberta.pipelines.shard import ShardConfig, run
-from mdeberta.shards import ShardDataset, VocabMismatchError
+from mdeberta.shard_reader import ShardDataset
+from mdeberta.shards import VocabMismatchError
 from tests.tiny_vocab import write_tiny_vocab
 
 SEQ_LEN = 24

@@ -141,11 +141,11 @@ def test_sample_is_identical_whatever_the_number_of_workers(clean_corpus, tmp_pa
     assert any(name.startswith("part-") for name in outputs[0])
 
 
-def test_sampling_job_runs_alone(clean_corpus, tmp_path, capsys):
-    from mdeberta.pipelines.sample_vocab import main
+def test_sampling_job_runs_alone(clean_corpus, tmp_path):
+    from mdeberta.pipelines.sample_vocab import sample_job
 
-    main(["--corpus", clean_corpus, "--output", str(tmp_path), "--sentences", "200"])
-    totals = json.loads(capsys.readouterr().out)
+    job = dict(alpha=0.3, sentences=200, max_passes=10.0, seed=12345, max_sentence_bytes=8192)
+    totals = sample_job(clean_corpus, str(tmp_path), **job)["totals"]
     assert totals["paragraphs"] == pytest.approx(200, rel=0.25)
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert stats["plan"]["target"] == 200 and stats["totals"] == totals
