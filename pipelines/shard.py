@@ -3,7 +3,9 @@
     python -m mdeberta.pipelines.shard --corpus CLEAN --vocab VOCAB --output SHARDS [--workers N]
         [Beam options]
 
-Steps: list the corpus parts; per part, read documents, draw each `copies(passes_lang)` times with
+Steps: list the corpus parts its manifest lists (refusing a stray or missing one); check that the
+vocabulary fits every language (vocab.coverage: a warning, or with `strict` a refusal); per part,
+read documents (checking the part's sha256 on the way), draw each `copies(passes_lang)` times with
 the shared α-sampler (pipelines/sampling.py: the plan and draws build-vocab uses), tokenise the
 drawn ones in batches with SentencePiece (loaded once per worker) and pack them, a chunk of
 `chunk_chars` characters at a time (pipelines/pack.py); place every sequence by a seeded global
@@ -13,13 +15,16 @@ permutation into shards of `sequences_per_shard`; write the shards, then the man
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mdeberta import io
+from mdeberta.clean_corpus import list_parts, read_stats
 from mdeberta.config import check, config_to_dict
-from mdeberta.manifest import MANIFEST, read_manifest
+from mdeberta.manifest import MANIFEST
 from mdeberta.shards import DEFAULT_SEQUENCES_PER_SHARD, vocab_info, write_shards_manifest
+from mdeberta.vocab.coverage import check_vocab_on_corpus
 
 JOB_DIR = "_job"  # the job's scratch files inside the output, removed once the manifest exists
 
@@ -27,7 +32,7 @@ JOB_DIR = "_job"  # the job's scratch files inside the output, removed once the 
 @dataclass
 class ShardConfig:
     corpus: str = ""
-    """Clean corpus directory (mdeberta clean): {lang}/part-*.jsonl.zst, stats.json, manifest."""
+    """Clean corpus directory (mdeberta clean): the part files its manifest lists, stats.json."""
     vocab: str = ""
     """Vocabulary directory (mdeberta build-vocab): spm.model and its manifest."""
     output: str = ""
@@ -54,6 +59,12 @@ class ShardConfig:
     """Local worker processes (FnApiRunner multi_processing when > 1); ignored by other runners."""
     overwrite: bool = False
     """Replace an existing complete output (one with a manifest)."""
+    max_byte_fallback: float = 0.05
+    """Most byte-fallback pieces among a language's ids (on its first 1000 paragraphs) before the
+    vocabulary is said not to fit that language (a warning, or with strict an error)."""
+    strict: bool = False
+    """Refuse a vocabulary that does not fit the corpus (a corpus language it was not trained on,
+    or byte-fallback above max_byte_fallback) instead of warning."""
 
     def __post_init__(self):
         for name in ("corpus", "vocab", "output"):
@@ -69,27 +80,36 @@ class ShardConfig:
         check(self.chunk_chars >= 1, f"chunk_chars must be >= 1, got {self.chunk_chars}")
         check(self.encode_batch >= 1, f"encode_batch must be >= 1, got {self.encode_batch}")
         check(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
+        check(
+            0 <= self.max_byte_fallback <= 1,
+            f"max_byte_fallback must be in [0, 1], got {self.max_byte_fallback}",
+        )
 
 
 # planning (driver side)
 
 
 def plan_job(cfg: ShardConfig):
-    """(sampling plan, {lang: part files}, vocab block) from the inputs."""
-    from mdeberta.pipelines.sampling import plan_sampling, read_clean_stats, sizes_from_stats
+    """(sampling plan, {lang: [clean_corpus.Part]}, vocab block) from the inputs."""
+    from mdeberta.pipelines.sampling import plan_sampling, sizes_from_stats
 
-    read_manifest(cfg.corpus, kind="clean-corpus")
+    stats = read_stats(cfg.corpus)
     vocab = vocab_info(cfg.vocab)
-    actual = io.sha256_file(io.join(cfg.vocab, "spm.model"))
+    with io.open_file(io.join(cfg.vocab, "spm.model"), "rb", compression=None) as f:
+        model = f.read()
+    actual = hashlib.sha256(model).hexdigest()
     if actual != vocab["sha256"]:
         raise ValueError(
             f"{cfg.vocab}/spm.model has sha256 {actual}, its manifest records {vocab['sha256']}"
         )
     wanted = [c.strip() for c in cfg.languages.split(",")] if cfg.languages else None
-    sizes = sizes_from_stats(read_clean_stats(cfg.corpus), "chars_out", wanted)
+    sizes = sizes_from_stats(stats, "chars_out", wanted)
     plan = plan_sampling(sizes, cfg.alpha, cfg.target_chars, cfg.max_passes)
-    langs = [k for k, lp in plan.languages.items() if lp.passes > 0]
-    files = {k: io.expand_inputs([io.join(cfg.corpus, k, "part-*.jsonl.zst")]) for k in langs}
+    parts = list_parts(cfg.corpus, [k for k, lp in plan.languages.items() if lp.passes > 0])
+    check_vocab_on_corpus(cfg.vocab, model, parts, cfg.max_byte_fallback, strict=cfg.strict)
+    files: dict[str, list] = {}
+    for part in parts:
+        files.setdefault(part.lang, []).append(part)
     return plan, files, vocab
 
 
@@ -118,7 +138,7 @@ def build_pipeline(p, cfg: ShardConfig, plan, files, vocab) -> None:
     from mdeberta.pipelines.pack import PlaceFn, TokenizePackFn, WriteShardFn
 
     special = vocab["special_ids"]
-    parts = [(lang, i, url) for lang in sorted(files) for i, url in enumerate(files[lang])]
+    parts = [(lang, i, part) for lang in sorted(files) for i, part in enumerate(files[lang])]
     passes = {k: lp.passes for k, lp in plan.languages.items()}
     tokenize = TokenizePackFn(
         io.join(cfg.vocab, "spm.model"),

@@ -26,6 +26,7 @@ def shard(
     sequences_per_shard: int = typer.Option(32768, help="Sequences per shard file."),
     workers: int = typer.Option(1, help="Local worker processes."),
     overwrite: bool = typer.Option(False, help="Replace existing complete shards."),
+    strict: bool = typer.Option(False, help="Refuse a vocabulary that fits a language badly."),
     config: str = typer.Option(None, help="TOML file of ShardConfig settings."),
     set_: list[str] = typer.Option([], "--set", help="KEY=VALUE ShardConfig override."),  # noqa: B008
 ) -> None:
@@ -51,6 +52,7 @@ def shard(
         "sequences_per_shard": sequences_per_shard,
         "workers": workers,
         "overwrite": overwrite,
+        "strict": strict,
     }
     # Flags set on the command line win over the TOML file; --set wins over both.
     flags = flag_overrides(given, ctx if config else None)

@@ -22,6 +22,7 @@ def build_vocab(
     workers: int = typer.Option(1, help="Local Beam worker processes for the sample."),
     compare: str = typer.Option(None, help="Another spm.model to put beside ours in the report."),
     keep_sample: bool = typer.Option(False, help="Keep the sampled text in OUTPUT/sample/."),
+    strict: bool = typer.Option(False, help="Refuse a vocabulary that fits a language badly."),
     config: str = typer.Option(None, help="TOML file of VocabConfig settings."),
     set_: list[str] = typer.Option([], "--set", help="KEY=VALUE VocabConfig override."),  # noqa: B008
 ) -> None:
@@ -51,6 +52,7 @@ def build_vocab(
         "workers": workers,
         "compare": compare,
         "keep_sample": keep_sample,
+        "strict": strict,
     }
     # Flags set on the command line win over the TOML file; --set wins over both.
     flags = flag_overrides(given, ctx if config else None)

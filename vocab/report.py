@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 
 from mdeberta import io
+from mdeberta.clean_corpus import Part
 
 COMMON = "Zyyy"  # ISO 15924: undetermined / common script
 BYTE = "bytes"  # byte-fallback pieces
@@ -84,7 +85,7 @@ def language_metrics(sp, paragraphs: Iterable[str], space_separated: bool) -> di
     }
 
 
-def _space_separated(lang: str) -> bool:
+def space_separated(lang: str) -> bool:
     from mdeberta.languages import UnknownLanguageError, get_language
 
     try:
@@ -93,13 +94,13 @@ def _space_separated(lang: str) -> bool:
         return True
 
 
-def report_paragraphs(corpus: str, lang: str, limit: int) -> Iterator[str]:
-    """The first `limit` paragraphs of a language in the clean corpus, in file order."""
-    from mdeberta.pipelines.paragraphs import corpus_files, read_paragraphs
+def report_paragraphs(parts: Iterable[Part], limit: int) -> Iterator[str]:
+    """The first `limit` paragraphs of these clean-corpus parts (one language's), in file order."""
+    from mdeberta.pipelines.paragraphs import read_paragraphs
 
     count = 0
-    for lang_url in corpus_files(corpus, [lang]):
-        for _, _, paragraph in read_paragraphs(lang_url):
+    for part in parts:
+        for _, _, paragraph in read_paragraphs(part):
             if count >= limit:
                 return
             count += 1
@@ -120,7 +121,7 @@ def build_report(
     other = _processor(compare) if compare is not None else None
     languages = {}
     for lang, paragraphs in sorted(texts.items()):
-        spaced = _space_separated(lang)
+        spaced = space_separated(lang)
         row = language_metrics(ours, paragraphs, spaced)
         if other is not None:
             row["compare"] = language_metrics(other, paragraphs, spaced)
