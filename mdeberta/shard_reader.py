@@ -169,16 +169,15 @@ class ShardDataset(IterableDataset):
                 cached = self._cached(entry)
                 if os.path.exists(cached) and os.path.getsize(cached) == entry["bytes"]:
                     continue  # hashed before its first use
-                if remote_sizes is None:
-                    remote_sizes = self._remote_sizes()  # one listing, not a request per shard
+                if remote_sizes is None:  # one listing, not a request per shard
+                    fs, path = io.url_to_fs(self.url)
+                    remote_sizes = {
+                        i["name"].rstrip("/").rsplit("/", 1)[-1]: i["size"] for i in fs.ls(path)
+                    }
                 size = remote_sizes.get(entry["name"])
             if size is None:
                 raise ShardFormatError(f"{url}: listed in {self.url}/manifest.json but missing")
             check_size(url, entry, size)
-
-    def _remote_sizes(self) -> dict[str, int]:
-        fs, path = io.url_to_fs(self.url)
-        return {os.path.basename(i["name"].rstrip("/")): int(i["size"]) for i in fs.ls(path)}
 
     def verify_all(self, rank: int = 0, world_size: int = 1) -> None:
         """Hash shards rank, rank + world_size, ... (all by default; the ranks of a run share
@@ -331,10 +330,10 @@ class ShardDataset(IterableDataset):
         path = io.url_to_fs(url)[1]
         if not os.path.exists(path):
             raise FileNotFoundError(f"{path}: listed in {self.url}/manifest.json but missing")
-        stat = os.stat(path)
-        check_size(path, entry, stat.st_size)
         if self.verify or hash_now:
-            _verify_once(path, entry)
+            _verify_once(path, entry)  # size, then sha256 once per process
+        else:
+            check_size(path, entry, os.path.getsize(path))
         return path
 
     def _cached(self, entry: dict[str, Any]) -> str:
