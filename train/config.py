@@ -124,6 +124,10 @@ class TrainConfig:
     """Seeds model initialisation, data order, masks, replacement sampling and dropout."""
     num_workers: int = 0
     """DataLoader worker processes per rank (the order of samples does not depend on it)."""
+    verify_data: bool = False
+    """Hash every token shard against its manifest before the first step (a full read of the
+    data, shared by the ranks). Without it, sizes are checked at start and each shard is hashed
+    when first read."""
     log_interval: int = 10
     """Write a metrics.jsonl line (averaged over this many steps) every this many steps."""
     checkpoint_interval: int = 1000

@@ -43,7 +43,7 @@ FORMAT_VERSION = 1
 # settings a resumed run may change; anything else must match the checkpoint's run
 MUTABLE = {"steps", "lr", "discriminator_lr", "warmup_steps", "grad_clip", "log_interval",
            "checkpoint_interval", "keep_checkpoints", "num_workers", "progress_bar",
-           "export_at_end", "init_from", "device"}  # fmt: skip
+           "export_at_end", "init_from", "device", "verify_data"}  # fmt: skip
 
 
 def _new_run_info(cfg: TrainConfig, data: str, dataset, world_size: int) -> dict[str, Any]:
@@ -111,6 +111,8 @@ def train(data: str, output: str, cfg: TrainConfig, *, vocab: str | None = None)
         if vocab is not None:
             dataset.check_vocab(vocab)
         cfg.accumulation_steps(env.world_size)  # fail on a bad split before any work
+        if cfg.verify_data:
+            dataset.verify_all(env.rank, env.world_size)
         latest = ckpt.latest_checkpoint(output)
         info_url = io.join(output, RUN_INFO)
         if latest is not None:

@@ -216,12 +216,47 @@ def test_remote_checksum_mismatch_names_the_url(tmp_path):
 def test_truncated_shard_is_named(tmp_path):
     url = make(tmp_path, n=20, per_shard=10)
     shard = tmp_path / "shard-00001.bin"
-    shard.write_bytes(shard.read_bytes()[:-5])
     ds = ShardDataset(url)
+    shard.write_bytes(shard.read_bytes()[:-5])  # after the reader checked the sizes
     with pytest.raises(ShardFormatError, match=r"shard-00001\.bin: .* truncated"):
         take(iter(ds), 20)
     with pytest.raises(ShardFormatError, match=r"shard-00001\.bin"):
         verify_shards(url)
+
+
+def test_every_shard_size_is_checked_when_the_reader_opens(tmp_path):
+    url = make(tmp_path, n=30, per_shard=10)
+    shard = tmp_path / "shard-00002.bin"
+    shard.write_bytes(shard.read_bytes()[:-4])
+    with pytest.raises(ShardFormatError, match=r"shard-00002\.bin: .* truncated"):
+        ShardDataset(url)
+    shard.unlink()
+    with pytest.raises(ShardFormatError, match=r"shard-00002\.bin: listed in .* but missing"):
+        ShardDataset(url)
+
+
+def test_verify_hashes_every_shard_before_any_is_read(tmp_path):
+    url = make(tmp_path, n=30, per_shard=10)
+    shard = tmp_path / "shard-00002.bin"
+    data = bytearray(shard.read_bytes())
+    data[7] ^= 0x10
+    shard.write_bytes(bytes(data))
+    ds = ShardDataset(url)  # same size: opening finds nothing
+    with pytest.raises(ShardFormatError, match=r"shard-00002\.bin: sha256 .* corrupt"):
+        ds.verify_all()
+
+
+def test_a_cached_remote_shard_is_verified_by_hash_not_size(tmp_path):
+    url = make(f"memory://cached-{tmp_path.name}", n=10, per_shard=10)
+    cache = tmp_path / "cache"
+    want = take(iter(ShardDataset(url, seed=4, cache_dir=str(cache))), 10)
+    (cached,) = cache.glob("*.bin")
+    data = bytearray(cached.read_bytes())
+    data[9] ^= 0x01  # the same size, other bytes
+    cached.write_bytes(bytes(data))
+    again = take(iter(ShardDataset(url, seed=4, cache_dir=str(cache))), 10)
+    assert all(torch.equal(a, b) for a, b in zip(again, want, strict=True))
+    assert cached.read_bytes() != bytes(data)  # fetched again, verified
 
 
 def test_checksum_mismatch_is_named(tmp_path):
