@@ -21,6 +21,7 @@ from mdeberta.config import config_to_dict
 from mdeberta.eval.config import XnliConfig
 from mdeberta.eval.data import LABELS, NLIData, Pair, load_nli
 from mdeberta.languages import XNLI_LANGUAGES, get_language
+from mdeberta.lock import locks_output
 from mdeberta.manifest import MANIFEST, invalidate, read_manifest, write_manifest
 
 FORMAT_VERSION = 1
@@ -74,6 +75,7 @@ def _load_data(cfg: XnliConfig, languages: list[str]) -> dict[str, NLIData | Non
     return data
 
 
+@locks_output("cfg.output")
 def run_xnli(cfg: XnliConfig) -> dict:
     """Fine-tune (unless eval_only), evaluate every language, write the reports and manifest."""
     from mdeberta.eval import finetune as ft

@@ -33,6 +33,7 @@ from apache_beam.transforms.window import GlobalWindows
 
 from mdeberta import io
 from mdeberta.config import config_to_dict
+from mdeberta.lock import locks_output
 from mdeberta.manifest import invalidate, write_manifest
 from mdeberta.pipelines import dedup, options
 from mdeberta.pipelines.clean_config import CleanConfig
@@ -324,6 +325,7 @@ def _remove_stale_parts(output: str, document: dict) -> None:
             fs.rm(path)
 
 
+@locks_output("output")
 def run_clean(
     inputs: Sequence[str],
     output: str,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from mdeberta import io
 from mdeberta.config import check, config_to_dict
+from mdeberta.lock import locks_output
 from mdeberta.manifest import MANIFEST, read_manifest
 from mdeberta.shards import DEFAULT_SEQUENCES_PER_SHARD, vocab_info, write_shards_manifest
 
@@ -185,6 +186,7 @@ def language_report(plan, languages: dict[str, dict]) -> dict[str, dict]:
     return report
 
 
+@locks_output("cfg.output")
 def run(cfg: ShardConfig, beam_argv: Sequence[str] = ()) -> dict:
     """Run the shard job; return the manifest it wrote."""
     from mdeberta.pipelines.options import pipeline

@@ -17,6 +17,7 @@ from dataclasses import asdict
 
 from mdeberta import io
 from mdeberta.config import config_to_dict
+from mdeberta.lock import locks_output
 from mdeberta.manifest import invalidate, read_manifest, write_manifest
 from mdeberta.vocab.config import VocabConfig
 
@@ -116,6 +117,7 @@ def _sample_job(corpus: str, sample_dir: str, job: dict) -> dict:
     return sample_job(corpus, sample_dir, **job)
 
 
+@locks_output("cfg.output")
 def build_vocab(cfg: VocabConfig, beam_args: list[str] | None = None) -> dict:
     """Build the vocabulary directory `cfg.output` from the clean corpus `cfg.corpus`."""
     from mdeberta.pipelines.paragraphs import read_clean_stats
