@@ -69,3 +69,17 @@ def test_analyze_embeddings_command(reference_run, tmp_path):
     assert row["sharing"] == "gdes" and row["step"] == 24
     assert -1 <= row["E_G"] <= 1 and -1 <= row["E_D"] <= 1 and row["E_G"] != row["E_D"]
     assert "| gdes | 24 |" in result.output
+
+
+def test_export_takes_the_newest_checkpoint_whose_weights_verify(reference_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(reference_run, run, ignore=shutil.ignore_patterns("hf"))
+    model = run / "checkpoints" / "step-00000024" / "model.safetensors"
+    model.write_bytes(model.read_bytes()[:-1])
+    _, _, step = load_run(str(run))
+    assert step == 20
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "step-00000024/model.safetensors" in line and "cut short" in line
+    assert model.exists()  # a reader moves nothing
