@@ -82,10 +82,14 @@ def manifest_sha256(artifact_dir: str) -> str:
 
 def identity(manifest: Mapping[str, Any]) -> str:
     """sha256 of what an artifact holds: its kind, format and data files (CONTENT_KEYS, and the
-    vocabulary fingerprint of token shards), not when, where or by which command it was made."""
-    content = {key: manifest[key] for key in CONTENT_KEYS if key in manifest}
-    if isinstance(manifest.get("vocab"), Mapping):
-        content["vocab_sha256"] = manifest["vocab"].get("sha256")
+    vocabulary fingerprint of token shards), not when, where or by which command it was made.
+    A manifest that lists no data files is identified by all of it (never equal to another)."""
+    if "files" in manifest or "shards" in manifest:
+        content = {key: manifest[key] for key in CONTENT_KEYS if key in manifest}
+        if isinstance(manifest.get("vocab"), Mapping):
+            content["vocab_sha256"] = manifest["vocab"].get("sha256")
+    else:
+        content = dict(manifest)
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
@@ -165,6 +169,16 @@ def verify_files(
                 f"{urls[name]}: sha256 {digest}, the manifest records {files[name]['sha256']}: "
                 "changed since it was written (another writer? a bad disk?)"
             )
+
+
+def file_records(artifact_dir: str, names: list[str]) -> dict[str, dict[str, Any]]:
+    """{name: {sha256, bytes}} of those of `names` that exist in `artifact_dir`: a `files` block."""
+    urls = {name: io.join(artifact_dir, name) for name in names}
+    return {
+        name: {"sha256": io.sha256_file(url), "bytes": io.file_size(url)}
+        for name, url in urls.items()
+        if io.exists(url)
+    }
 
 
 def checked_sha256(value: Any, where: str, error: type[Exception] = ManifestError) -> str:

@@ -15,7 +15,7 @@ import torch
 
 from mdeberta import hf, io
 from mdeberta.lock import locks_output
-from mdeberta.manifest import write_manifest
+from mdeberta.manifest import file_records, invalidate, write_manifest
 from mdeberta.rtd import RTDModel
 from mdeberta.train import checkpoint as ckpt
 from mdeberta.train.build import build_model
@@ -23,6 +23,7 @@ from mdeberta.train.config import TrainConfig
 from mdeberta.train.run import RUN_INFO, load_model_configs
 
 FORMAT_VERSION = 1
+HF_FILES = ("config.json", hf.WEIGHTS, hf.RTD_HEAD)  # what hf.save_pretrained writes
 
 
 def load_run(run_dir: str, checkpoint: str | None = None) -> tuple[RTDModel, dict, int]:
@@ -89,12 +90,14 @@ def export_run(
         ("generator", model.generator, "AutoModelForMaskedLM"),
     ):
         path = io.join(output, name)
+        invalidate(path)  # an interrupted re-export must not look complete
         hf.save_pretrained(module, path, tokenizer_dir=tokenizer_dir)
         write_manifest(
             path,
             "hf-model",
             FORMAT_VERSION,
             {"run": str(run_dir), "step": step},
+            files=file_records(path, [*HF_FILES, *hf.TOKENIZER_FILES]),
             extra={
                 "loads_with": head,
                 "role": name,

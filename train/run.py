@@ -223,16 +223,19 @@ def _apply_schedule(cfg: TrainConfig, optimizers: list, schedulers: list) -> Non
 
 
 def _finish(output: str, cfg: TrainConfig, info: dict, trainer: Trainer, data: str) -> None:
-    """Curves, the HF export and the run manifest (last), on rank 0."""
+    """Curves, the HF export and the run manifest (last), on rank 0. The manifest lists the final
+    checkpoint's files: what the run made, and so its identity."""
     plot_curves(output)
-    files = {}
+    exported = {}
     if cfg.export_at_end:
         from mdeberta.train.export import export_run
 
         try:
-            files = export_run(output, io.join(output, "hf"))
+            exported = export_run(output, io.join(output, "hf"))
         except Exception as e:  # the checkpoints are safe; `mdeberta export` can retry
             warnings.warn(f"export failed ({e}); run `mdeberta export {output}`", stacklevel=2)
+    final = f"{ckpt.CHECKPOINTS}/{ckpt.checkpoint_name(trainer.step)}"
+    records = ckpt.read_meta(io.join(output, final))["files"]
     metrics = read_metrics(output)
     write_manifest(
         output,
@@ -240,11 +243,12 @@ def _finish(output: str, cfg: TrainConfig, info: dict, trainer: Trainer, data: s
         FORMAT_VERSION,
         config_to_dict(cfg),
         inputs={"shards": data},
+        files={f"{final}/{name}": record for name, record in records.items()},
         extra={
             "steps": trainer.step,
             "tokens": trainer.tokens,
             "world_size": trainer.dist.world_size,
-            "exported": files,
+            "exported": exported,
             "final_metrics": metrics[-1] if metrics else {},
             "vocab": info["vocab"],
         },

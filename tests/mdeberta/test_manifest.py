@@ -77,13 +77,15 @@ def test_identity_is_content_not_when_or_how(tmp_path, monkeypatch):
 
 
 def test_inputs_are_recorded_by_identity(tmp_path, monkeypatch):
-    from mdeberta.manifest import artifact_identity
+    from mdeberta.manifest import artifact_identity, file_records
 
     corpus, vocab = str(tmp_path / "corpus"), str(tmp_path / "vocab")
-    write_manifest(corpus, "clean-corpus", 1, {})
+    io.write_text(io.join(corpus, "stats.json"), "{}")
+    files = file_records(corpus, ["stats.json"])
+    write_manifest(corpus, "clean-corpus", 1, {}, files=files)
     recorded = write_manifest(vocab, "vocabulary", 1, {}, inputs={"corpus": corpus})["inputs"]
     monkeypatch.setattr("time.time", lambda: 4e9)
-    write_manifest(corpus, "clean-corpus", 1, {})  # made again: another manifest file, same data
+    write_manifest(corpus, "clean-corpus", 1, {}, files=files)  # made again: same data
     assert recorded["corpus"]["identity"] == artifact_identity(corpus)
     assert recorded["corpus"]["manifest_sha256"] != manifest_sha256(corpus)
 
@@ -116,3 +118,11 @@ def test_listed_names_stay_inside_the_artifact(tmp_path, name):
 
     with pytest.raises(ManifestError, match="not a file name inside the artifact"):
         verify_files(str(tmp_path), {name: {"sha256": "0" * 64, "bytes": 0}})
+
+
+def test_a_manifest_without_files_is_identified_by_all_of_it(tmp_path, monkeypatch):
+    from mdeberta.manifest import identity
+
+    first = write_manifest(str(tmp_path), "run", 1, {})
+    monkeypatch.setattr("time.time", lambda: 4e9)
+    assert identity(write_manifest(str(tmp_path), "run", 1, {})) != identity(first)
