@@ -337,28 +337,15 @@ def newest_that_loads(
 
 def resume(
     run_dir: str,
+    load: Callable[[str], tuple[dict[str, Any], RankState]],
     *,
-    model: torch.nn.Module,
-    optimizers: list[torch.optim.Optimizer],
-    schedulers: list[Any],
     rank: int = 0,
-    world_size: int = 1,
     barrier: Callable[[], None] = lambda: None,
 ) -> tuple[str, dict[str, Any], RankState] | None:
-    """Load the newest checkpoint that verifies (every rank calls this): (url, meta, this rank's
-    state), or None for a run without checkpoints. Rank 0 says in one line each which newer
-    checkpoints it skipped and why, and moves them to step-N.rejected/."""
-
-    def load(url: str):
-        return load_checkpoint(
-            url,
-            model=model,
-            optimizers=optimizers,
-            schedulers=schedulers,
-            rank=rank,
-            world_size=world_size,
-        )
-
+    """Resume from the newest checkpoint that verifies (every rank calls this): `load` is
+    load_checkpoint with this rank's objects bound. (url, meta, this rank's state), or None for a
+    run without checkpoints. Rank 0 says in one line each which newer checkpoints it skipped and
+    why, and moves them to step-N.rejected/."""
     found = newest_that_loads(run_dir, load)
     if found is None:
         return None

@@ -25,15 +25,11 @@ def train(
     vocab: str | None = typer.Option(
         None, "--vocab", help="Refuse the shards unless they were made with this vocabulary dir."
     ),
-    fresh: bool = typer.Option(
-        False, "--fresh", help="Start over: delete the earlier run in --output (not resume it)."
-    ),
 ) -> None:
     """Pretrain a generator and a discriminator with replaced token detection (DeBERTa-v3, GDES).
 
     Runs on one process or under torchrun (one process per GPU; gloo on CPU). Writes run.json,
-    metrics.jsonl, checkpoints/, curves.png and hf/{discriminator,generator}. Rerun on the same
-    --output to resume from its newest checkpoint that verifies, or add --fresh to start over.
+    metrics.jsonl, checkpoints/, curves.png and hf/{discriminator,generator}.
 
     Example: mdeberta train --data shards/ --output runs/tiny --config train/configs/tiny.toml
     --set steps=200
@@ -44,8 +40,6 @@ def train(
     cfg = load_train_config(config, list(set_))
     if init_from:
         cfg = dataclasses.replace(cfg, init_from=init_from)
-    if fresh:
-        cfg = dataclasses.replace(cfg, fresh=True)
     run_training(data, output, cfg, vocab=vocab)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import sys
 import warnings
 from typing import Any
@@ -191,15 +192,15 @@ def _build_trainer(cfg, info, dataset, env, output, resuming: bool) -> Trainer:
     torch.manual_seed(cfg.seed * 1000 + env.rank)  # dropout differs per rank, reproducibly
     trainer = Trainer(cfg, model, optimizers, schedulers, dataset, env, output)
     if resuming:
-        url, meta, mine = ckpt.resume(
-            output,
+        load = functools.partial(
+            ckpt.load_checkpoint,
             model=model,
             optimizers=optimizers,
             schedulers=schedulers,
             rank=env.rank,
             world_size=env.world_size,
-            barrier=env.barrier,
         )
+        url, meta, mine = ckpt.resume(output, load, rank=env.rank, barrier=env.barrier)
         trainer.step, trainer.tokens = meta["step"], meta["tokens"]
         _apply_schedule(cfg, optimizers, schedulers)
         trainer.start_position = (mine.epoch, mine.consumed)

@@ -3,6 +3,7 @@ verified against meta.json with fallback to the newest checkpoint that verifies.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
@@ -157,7 +158,10 @@ def test_resume_takes_the_newest_that_verifies_and_pruning_keeps_it(tmp_path, ca
     model, opt, sched = make(tmp_path, [1, 2, 3], keep=3)
     cut = tmp_path / "checkpoints" / "step-00000003" / "optimizer.pt"
     cut.write_bytes(cut.read_bytes()[:10])
-    url, meta, _ = ckpt.resume(str(tmp_path), model=model, optimizers=[opt], schedulers=[sched])
+    load = functools.partial(
+        ckpt.load_checkpoint, model=model, optimizers=[opt], schedulers=[sched]
+    )
+    url, meta, _ = ckpt.resume(str(tmp_path), load)
     assert url.endswith("step-00000002") and meta["step"] == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert "step-00000003/optimizer.pt: 10 bytes" in line and "step-00000003.rejected" in line
@@ -195,15 +199,15 @@ def test_ranks_agree_on_the_checkpoint_when_one_rank_file_is_bad(tmp_path):
 
     def resume(rank):
         model, opt, sched = objects[rank]
-        found = ckpt.resume(
-            str(tmp_path),
+        load = functools.partial(
+            ckpt.load_checkpoint,
             model=model,
             optimizers=[opt],
             schedulers=[sched],
             rank=rank,
             world_size=2,
-            barrier=barrier.wait,
         )
+        found = ckpt.resume(str(tmp_path), load, rank=rank, barrier=barrier.wait)
         return found[0], found[2].consumed
 
     for step in (1, 2):
