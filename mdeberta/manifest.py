@@ -72,7 +72,8 @@ def library_versions() -> dict[str, str | None]:
 
 
 def manifest_sha256(artifact_dir: str) -> str:
-    """sha256 of an artifact's manifest.json: the fingerprint downstream manifests record."""
+    """sha256 of an artifact's manifest.json: recorded beside the identity, to trace the exact
+    manifest an input had."""
     url = io.join(artifact_dir, MANIFEST)
     if not io.exists(url):
         raise IncompleteArtifactError(f"{artifact_dir}: no {MANIFEST} (incomplete artifact?)")
@@ -148,27 +149,30 @@ def verify_files(
     the first that does not). Names are relative paths inside `artifact_dir`, never above it.
 
     content=False skips the sha256 (for a writer that hashed the bytes as it wrote them)."""
-    urls = {}
-    for name, facts in files.items():
+    for name in files:
         if not all(PLAIN_NAME.fullmatch(part) for part in str(name).split("/")):
             raise ManifestError(f"{artifact_dir}: {name!r} is not a file name inside the artifact")
-        urls[name] = url = io.join(artifact_dir, name)
-        if not io.exists(url):
-            raise ManifestError(f"{url}: listed in the manifest but missing")
-        if "bytes" in facts and io.file_size(url) != facts["bytes"]:
-            raise ManifestError(
-                f"{url}: {io.file_size(url)} bytes, the manifest records {facts['bytes']}"
-            )
-    if not content:
-        return
-    with ThreadPoolExecutor(min(_HASH_THREADS, max(1, len(urls)))) as pool:
-        digests = dict(zip(urls, pool.map(io.sha256_file, urls.values()), strict=True))
-    for name, digest in digests.items():
-        if digest != files[name]["sha256"]:
-            raise ManifestError(
-                f"{urls[name]}: sha256 {digest}, the manifest records {files[name]['sha256']}: "
-                "changed since it was written (another writer? a bad disk?)"
-            )
+    checks = [(io.join(artifact_dir, name), facts, content) for name, facts in files.items()]
+    with ThreadPoolExecutor(min(_HASH_THREADS, max(1, len(checks)))) as pool:
+        problems = list(pool.map(lambda check: _problem(*check), checks))
+    for problem in problems:
+        if problem:
+            raise ManifestError(problem)
+
+
+def _problem(url: str, facts: Mapping[str, Any], content: bool) -> str | None:
+    """What is wrong with one listed file, or None."""
+    if not io.exists(url):
+        return f"{url}: listed in the manifest but missing"
+    size = io.file_size(url)
+    if "bytes" in facts and size != facts["bytes"]:
+        return f"{url}: {size} bytes, the manifest records {facts['bytes']}"
+    if content and (digest := io.sha256_file(url)) != facts["sha256"]:
+        return (
+            f"{url}: sha256 {digest}, the manifest records {facts['sha256']}: changed since it "
+            "was written (another writer? a bad disk?)"
+        )
+    return None
 
 
 def file_records(artifact_dir: str, names: list[str]) -> dict[str, dict[str, Any]]:
