@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from mdeberta import io
-from mdeberta.manifest import manifest_sha256
+from mdeberta.manifest import checked_sha256, identity
 from mdeberta.shards import (
     NUMPY_DTYPE,
     ShardFormatError,
@@ -50,6 +50,12 @@ _VERIFIED: set[tuple[str, int, int]] = set()  # (path, size, mtime_ns) hashed in
 def default_cache_dir() -> str:
     root = os.environ.get("MDEBERTA_CACHE") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(root, "mdeberta", "shards")
+
+
+def cache_path(cache_dir: str, sha256: str) -> str:
+    """Where a remote shard is cached: named by its content, from a validated sha256 only (a
+    manifest's field never becomes a path unchecked)."""
+    return os.path.join(cache_dir, f"{checked_sha256(sha256, 'a cached shard')}.bin")
 
 
 def rank_size(num_sequences: int, rank: int, world_size: int) -> int:
@@ -134,7 +140,7 @@ class ShardDataset(IterableDataset):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.url = str(url).rstrip("/")
         self.manifest = read_shards_manifest(self.url)
-        self.manifest_sha256 = manifest_sha256(self.url)
+        self.identity = identity(self.manifest)  # what the shards hold, not when they were made
         self.seed, self.rank, self.world_size = int(seed), rank, world_size
         self.batch_size, self.verify = batch_size, verify
         self.local = io.is_local(self.url)
@@ -236,7 +242,7 @@ class ShardDataset(IterableDataset):
             "rank": self.rank,
             "world_size": self.world_size,
             "num_sequences": self.num_sequences,
-            "manifest_sha256": self.manifest_sha256,
+            "identity": self.identity,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -337,7 +343,7 @@ class ShardDataset(IterableDataset):
         return path
 
     def _cached(self, entry: dict[str, Any]) -> str:
-        return os.path.join(self.cache_dir, f"{entry['sha256']}.bin")
+        return cache_path(self.cache_dir, entry["sha256"])
 
     def _fetch(self, url: str, entry: dict[str, Any]) -> str:
         """A remote shard's copy in the cache: downloaded once, verifying size and sha256 on the

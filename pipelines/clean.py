@@ -37,6 +37,7 @@ from mdeberta.clean_corpus import (
     write_part,
 )
 from mdeberta.config import config_to_dict
+from mdeberta.lock import locks_output
 from mdeberta.manifest import invalidate
 from mdeberta.pipelines import dedup, options
 from mdeberta.pipelines.accounting import Counts, check_accounting, counts_of, stats_document
@@ -300,6 +301,7 @@ def _remove_stale_parts(output: str, document: dict) -> None:
             fs.rm(path)
 
 
+@locks_output("output")
 def run_clean(
     inputs: Sequence[str],
     output: str,

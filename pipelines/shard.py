@@ -23,6 +23,7 @@ import apache_beam as beam
 from mdeberta import io
 from mdeberta.clean_corpus import list_parts, read_stats
 from mdeberta.config import config_to_dict
+from mdeberta.lock import locks_output
 from mdeberta.manifest import MANIFEST
 from mdeberta.pipelines.options import pipeline
 from mdeberta.pipelines.pack import PlaceFn, TokenizePackFn, WriteShardFn
@@ -147,6 +148,7 @@ def language_report(plan, languages: dict[str, dict]) -> dict[str, dict]:
     return report
 
 
+@locks_output("cfg.output")
 def run(cfg: ShardConfig, beam_argv: Sequence[str] = ()) -> dict:
     """Run the shard job; return the manifest it wrote."""
     plan, files, vocab = plan_job(cfg)

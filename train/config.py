@@ -142,6 +142,9 @@ class TrainConfig:
     """Export hf/discriminator and hf/generator into the run directory when training finishes."""
     progress_bar: bool = True
     """Show a tqdm progress bar (rank 0) with the losses and tokens/s."""
+    fresh: bool = False
+    """Start over in a run directory that holds an earlier run: delete that run's checkpoints,
+    metrics, export and manifest first (saying what went) instead of resuming from it."""
 
     def __post_init__(self) -> None:
         check(0 < self.mask_prob < 1, f"mask_prob must be in (0, 1), got {self.mask_prob}")

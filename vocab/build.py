@@ -21,6 +21,7 @@ from mdeberta import io
 from mdeberta.clean_corpus import list_parts, read_stats
 from mdeberta.config import config_to_dict
 from mdeberta.languages import resolve_languages
+from mdeberta.lock import locks_output
 from mdeberta.manifest import invalidate, write_manifest
 from mdeberta.pipelines.paragraphs import sample_files, split_long
 from mdeberta.vocab.config import VocabConfig
@@ -120,6 +121,7 @@ def _sample_job(corpus: str, sample_dir: str, job: dict) -> dict:
     return sample_job(corpus, sample_dir, **job)
 
 
+@locks_output("cfg.output")
 def build_vocab(cfg: VocabConfig, beam_args: list[str] | None = None) -> dict:
     """Build the vocabulary directory `cfg.output` from the clean corpus `cfg.corpus`."""
     if not cfg.corpus or not cfg.output:
