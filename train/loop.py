@@ -21,13 +21,12 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
-from mdeberta.rtd import RTDModel, discriminator_forward, generator_forward
+from mdeberta.rtd import RTDModel, discriminator_forward, generator_forward, masked_positions
 from mdeberta.train import checkpoint as ckpt
 from mdeberta.train.config import TrainConfig
 from mdeberta.train.distributed import Dist
 from mdeberta.train.masking import MaskedBatch, mask_tokens
-
-STATS = ("mlm_sum", "mlm_correct", "rtd_sum", "rtd_correct", "replaced", "tokens", "masked")
+from mdeberta.train.stats import COUNTS, SUMS, Named, normalised_loss, step_metrics
 
 
 class TrainingDiverged(FloatingPointError):
@@ -108,33 +107,41 @@ class Trainer:
 
     # one optimizer step
 
-    def next_step_batches(self, stream) -> tuple[list[MaskedBatch], torch.Tensor]:
-        """This rank's micro-batches of the next step, masked, and its (masked, tokens) counts."""
-        out, counts = [], torch.zeros(2, dtype=torch.float64)
+    def next_step_batches(self, stream) -> tuple[list[MaskedBatch], Named]:
+        """This rank's micro-batches of the next step, masked, and their counts."""
+        out, counts = [], Named(COUNTS, "cpu")
         for _ in range(self.accumulation):
             ids = next(stream)
             masked = mask_tokens(ids, seed=self.cfg.seed, step=self.step, **self.mask_args)
-            counts += torch.stack([masked.mask.sum(), masked.attention_mask.sum()]).double()
+            counts.add({"masked": masked.mask.sum(), "tokens": masked.attention_mask.sum()})
             out.append(masked.to(self.dist.device))
         return out, counts
 
-    def train_step(self, batches: list[MaskedBatch], local: torch.Tensor) -> dict[str, float]:
-        counts = self.dist.all_reduce_sum(local.to(self.dist.device)).tolist()
-        n_masked, n_tokens = max(counts[0], 1.0), max(counts[1], 1.0)
+    def train_step(self, batches: list[MaskedBatch], local: Named) -> dict[str, float]:
+        counts = Named(COUNTS, self.dist.device)
+        counts.vector.copy_(local.vector)
+        counts.all_reduce(self.dist)
+        sums = Named(SUMS, self.dist.device)
         if self.cfg.decoupled:
-            stats, norms = self._decoupled_step(batches, n_masked, n_tokens)
+            norms = self._decoupled_step(batches, counts, sums)
         else:
-            stats, norms = self._joint_step(batches, n_masked, n_tokens)
+            norms = self._joint_step(batches, counts, sums)
         lr = self.schedulers[0].get_last_lr()[0]  # the rate this step trained with
         for scheduler in self.schedulers:
             scheduler.step()
         self.step += 1
-        self.tokens += int(counts[1])
-        self.last_step_tokens = int(counts[1])
-        return {**self._summarise(stats, norms), "lr": lr}
+        step_tokens = int(counts["tokens"].item())
+        self.tokens += step_tokens
+        self.last_step_tokens = step_tokens
+        values = step_metrics(sums, counts, self.cfg.rtd_weight)
+        return {**{k: v.item() for k, v in values.items()}, **norms, "lr": lr}
 
-    def _joint_step(self, batches, n_masked, n_tokens):
-        stats = torch.zeros(len(STATS), dtype=torch.float64, device=self.dist.device)
+    def _loss(self, out: dict, counts: Named) -> torch.Tensor:
+        """What this rank backpropagates: DDP averages gradients over ranks, the global sum needs
+        the world size back."""
+        return normalised_loss(out, counts, self.cfg.rtd_weight) * self.dist.world_size
+
+    def _joint_step(self, batches, counts: Named, sums: Named) -> dict[str, float]:
         self.optimizers[0].zero_grad(set_to_none=True)
         for i, b in enumerate(batches):
             with self._sync(self.joint, i):
@@ -142,22 +149,19 @@ class Trainer:
                     out = self.joint(
                         b.input_ids, b.attention_mask, b.masked_ids, b.mask, b.sample_noise
                     )
-                mlm_sum = _mlm_sum(out)
-                loss = mlm_sum / n_masked + self.cfg.rtd_weight * out["rtd_sum"] / n_tokens
-                (loss * self.dist.world_size).backward()  # DDP averages; we want the global sum
-            stats += _stat_vector(out, mlm_sum)
-        stats = self._global(stats)
-        self._check_finite(stats, n_masked, n_tokens)
+                self._loss(out, counts).backward()
+            sums.add(out)
+        self._check_finite(sums.all_reduce(self.dist), counts)
         norm = self._clip_and_step(self.optimizers[0], self.model.parameters(), "")
-        return stats, {"grad_norm": norm}
+        return {"grad_norm": norm}
 
-    def _decoupled_step(self, batches, n_masked, n_tokens):
-        stats = torch.zeros(len(STATS), dtype=torch.float64, device=self.dist.device)
+    def _decoupled_step(self, batches, counts: Named, sums: Named) -> dict[str, float]:
         never = self.model.never_sample
         g_opt, d_opt = self.optimizers
         g_opt.zero_grad(set_to_none=True)
         samples = []
         for i, b in enumerate(batches):
+            positions = masked_positions(b.mask)
             with self._sync(self.gen, i):
                 with self._autocast():
                     g = generator_forward(
@@ -166,31 +170,29 @@ class Trainer:
                         b.attention_mask,
                         b.input_ids,
                         b.mask,
+                        positions,
                         b.sample_noise,
                         never,
                     )
-                mlm_sum = _mlm_sum({**g, "masked": b.mask.sum()})
-                (mlm_sum / n_masked * self.dist.world_size).backward()
-            samples.append(g["sampled"])
-            stats[0] += mlm_sum.detach().double()
-            stats[1] += g["mlm_correct"].double()
-        g_stats = self._global(stats.clone())
-        self._check_finite(g_stats, n_masked, n_tokens, rtd=False)
+                self._loss(g, counts).backward()
+            samples.append((positions, g.pop("sampled")))
+            sums.add(g)
+        g_sums = Named(SUMS, self.dist.device)
+        g_sums.vector.copy_(sums.vector)
+        self._check_finite(g_sums.all_reduce(self.dist), counts, rtd=False)
         g_norm = self._clip_and_step(g_opt, self.model.generator.parameters(), "generator")
         d_opt.zero_grad(set_to_none=True)
-        for i, (b, sampled) in enumerate(zip(batches, samples, strict=True)):
+        for i, (b, (positions, sampled)) in enumerate(zip(batches, samples, strict=True)):
             with self._sync(self.disc, i):
                 with self._autocast():
                     d = discriminator_forward(
-                        self.disc, b.input_ids, b.attention_mask, b.mask, sampled
+                        self.disc, b.input_ids, b.attention_mask, positions, sampled
                     )
-                (self.cfg.rtd_weight * d["rtd_sum"] / n_tokens * self.dist.world_size).backward()
-            d["masked"] = b.mask.sum()
-            stats += _stat_vector(d, None)
-        stats = self._global(stats)
-        self._check_finite(stats, n_masked, n_tokens)
+                self._loss(d, counts).backward()
+            sums.add(d)
+        self._check_finite(sums.all_reduce(self.dist), counts)
         d_norm = self._clip_and_step(d_opt, self.model.discriminator.parameters(), "discriminator")
-        return stats, {"grad_norm_generator": g_norm, "grad_norm_discriminator": d_norm}
+        return {"grad_norm_generator": g_norm, "grad_norm_discriminator": d_norm}
 
     def _sync(self, module, i: int):
         """DDP all-reduces gradients only on the last micro-batch of a step."""
@@ -206,12 +208,10 @@ class Trainer:
             return torch.autocast(device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _global(self, stats: torch.Tensor) -> torch.Tensor:
-        return self.dist.all_reduce_sum(stats)
-
-    def _check_finite(self, stats, n_masked, n_tokens, rtd: bool = True) -> None:
-        mlm = stats[0].item() / n_masked
-        rtd_loss = stats[2].item() / n_tokens if rtd else 0.0
+    def _check_finite(self, sums: Named, counts: Named, rtd: bool = True) -> None:
+        values = step_metrics(sums, counts, self.cfg.rtd_weight)
+        mlm = values["mlm_loss"].item()
+        rtd_loss = values["rtd_loss"].item() if rtd else 0.0
         if not (math.isfinite(mlm) and math.isfinite(rtd_loss)):
             self._diverged(f"loss is not finite (mlm {mlm}, rtd {rtd_loss})")
 
@@ -230,20 +230,6 @@ class Trainer:
             f"step {self.step + 1}: {what}; stopping without saving, {kept}. Lower lr or raise "
             "warmup_steps (--set ...) or check the data, then rerun to resume from it."
         )
-
-    def _summarise(self, stats: torch.Tensor, norms: dict) -> dict[str, float]:
-        s = dict(zip(STATS, stats.tolist(), strict=True))
-        masked, tokens = max(s["masked"], 1.0), max(s["tokens"], 1.0)
-        mlm, rtd = s["mlm_sum"] / masked, s["rtd_sum"] / tokens
-        return {
-            "loss": mlm + self.cfg.rtd_weight * rtd,
-            "mlm_loss": mlm,
-            "mlm_accuracy": s["mlm_correct"] / masked,
-            "rtd_loss": rtd,
-            "rtd_accuracy": s["rtd_correct"] / tokens,
-            "replaced_fraction": s["replaced"] / tokens,
-            **norms,
-        }
 
     # checkpoints
 
@@ -271,25 +257,3 @@ class Trainer:
             logger.update(self.step, self.tokens, self.last_step_tokens, values)
             if self.step % self.cfg.checkpoint_interval == 0 or self.step == self.cfg.steps:
                 self.save()
-
-
-def _mlm_sum(out: dict) -> torch.Tensor:
-    """G's summed MLM loss (its mean times the local count; 0 when nothing is masked here)."""
-    masked = out["masked"]
-    # mean over no positions is NaN; where() keeps it out of both the value and the gradient
-    return torch.where(masked > 0, out["mlm_loss"] * masked, out["mlm_loss"].new_zeros(()))
-
-
-def _stat_vector(out: dict, mlm_sum: torch.Tensor | None) -> torch.Tensor:
-    values = [
-        mlm_sum.detach() if mlm_sum is not None else 0.0,
-        out.get("mlm_correct", 0.0),
-        out["rtd_sum"].detach(),
-        out["rtd_correct"],
-        out["replaced"],
-        out["tokens"],
-        out["masked"],
-    ]
-    return torch.stack(
-        [torch.as_tensor(v, dtype=torch.float64, device=out["tokens"].device) for v in values]
-    )

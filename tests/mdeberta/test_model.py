@@ -17,6 +17,7 @@ from mdeberta.model import (
     DebertaForSequenceClassification,
     DebertaModel,
 )
+from mdeberta.rtd import rtd_loss
 
 TINY = DebertaConfig.preset("tiny")
 
@@ -117,36 +118,34 @@ def test_padding_does_not_change_real_tokens():
     assert torch.isfinite(all_pad).all()
 
 
-def test_mlm_masked_only_gives_the_same_logits_and_loss():
+def test_mlm_logits_at_positions_give_the_same_logits_and_loss():
     model = DebertaForMaskedLM(TINY).eval()
     ids, mask = batch()
     labels = torch.full_like(ids, -100)
     labels[0, [2, 5]] = ids[0, [2, 5]]
     labels[1, 3] = 7
+    positions = (labels != -100).flatten().nonzero().squeeze(1)
     with torch.no_grad():
         full = model(ids, mask, labels=labels)
-        masked = model(ids, mask, labels=labels, masked_only=True)
+        masked = model(ids, mask, labels=labels, positions=positions)
     assert masked.logits.shape == (3, TINY.vocab_size)
     torch.testing.assert_close(masked.logits, full.logits[labels != -100])
     torch.testing.assert_close(masked.loss, full.loss)
-    with pytest.raises(ValueError, match="labels"):
-        model(ids, mask, masked_only=True)
 
 
-def test_rtd_head_and_loss_follow_the_official_definition():
+def test_rtd_head_follows_the_official_definition():
     model = DebertaForRTD(TINY).eval()
     ids, mask = batch()
-    labels = torch.randint(0, 2, ids.shape)
     with torch.no_grad():
-        out = model(ids, mask, labels=labels)
+        out = model(ids, mask)
         h = out.last_hidden_state
         head = model.mask_predictions
         x = head.LayerNorm(h[:, :1] + h)  # [CLS] broadcast onto every token
         logits = head.classifier(F.gelu(head.dense(x))).squeeze(-1)
     torch.testing.assert_close(out.logits, logits)
-    keep = mask.bool()  # mean over all non-pad tokens, [CLS]/[SEP] included
-    expected = F.binary_cross_entropy_with_logits(logits[keep], labels[keep].float())
-    torch.testing.assert_close(out.loss, expected)
+    assert (
+        out.loss is None
+    )  # the one RTD loss is mdeberta.rtd.rtd_loss (tests/mdeberta/test_rtd.py)
 
 
 def test_classifier_ignores_negative_labels_and_regresses_with_one_label():
@@ -196,10 +195,10 @@ def test_torch_compile_traces_one_graph_with_backward():
     labels = torch.randint(0, 2, ids.shape)
     compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
     torch.manual_seed(0)
-    loss = compiled(ids, mask, labels=labels).loss
+    loss = rtd_loss(compiled(ids, mask).logits, labels, mask > 0)
     loss.backward()
     torch.manual_seed(0)
-    torch.testing.assert_close(loss, model(ids, mask, labels=labels).loss)
+    torch.testing.assert_close(loss, rtd_loss(model(ids, mask).logits, labels, mask > 0))
 
 
 @pytest.mark.parametrize("masked", [False, True])
