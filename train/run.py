@@ -32,7 +32,7 @@ FORMAT_VERSION = 1
 # settings a resumed run may change; anything else must match the checkpoint's run
 MUTABLE = {"steps", "lr", "discriminator_lr", "warmup_steps", "grad_clip", "log_interval",
            "checkpoint_interval", "keep_checkpoints", "num_workers", "progress_bar",
-           "export_at_end", "init_from", "device"}  # fmt: skip
+           "export_at_end", "init_from", "device", "compile", "compile_backend"}  # fmt: skip
 
 
 def load_model_configs(info: dict[str, Any]) -> tuple[DebertaConfig, DebertaConfig]:
@@ -162,6 +162,7 @@ def _build_trainer(cfg, info, dataset, env, output, latest) -> Trainer:
             schedulers=schedulers,
             rank=env.rank,
             world_size=env.world_size,
+            scaler=trainer.scaler,
         )
         trainer.step, trainer.tokens = meta["step"], meta["tokens"]
         _apply_schedule(cfg, optimizers, schedulers)
