@@ -230,6 +230,27 @@ class RTDModel(nn.Module):
         """E_D as the discriminator sees it (gdes: E_G + E_delta merged), detached."""
         return self.discriminator.deberta.embeddings.word_embeddings.weight.detach()
 
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        masked_ids: torch.Tensor,
+        mask: torch.Tensor,
+        sample_noise: torch.Tensor,
+        positions: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """G's half of the step (generator_forward), which decoupled training runs on its own."""
+        return generator_forward(
+            self.generator,
+            masked_ids,
+            attention_mask,
+            input_ids,
+            mask,
+            positions,
+            sample_noise,
+            self.never_sample,
+        )
+
     def forward(
         self,
         input_ids: torch.Tensor,
@@ -245,16 +266,7 @@ class RTDModel(nn.Module):
         """
         if positions is None:
             positions = masked_positions(mask)
-        g = generator_forward(
-            self.generator,
-            masked_ids,
-            attention_mask,
-            input_ids,
-            mask,
-            positions,
-            sample_noise,
-            self.never_sample,
-        )
+        g = self.generate(input_ids, attention_mask, masked_ids, mask, sample_noise, positions)
         d = discriminator_forward(
             self.discriminator, input_ids, attention_mask, positions, g.pop("sampled")
         )

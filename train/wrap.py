@@ -17,30 +17,21 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from mdeberta.rtd import RTDModel, discriminator_forward, generator_forward
+from mdeberta.rtd import RTDModel, discriminator_forward
 from mdeberta.train.config import TrainConfig
 from mdeberta.train.distributed import Dist
 
 
 class GeneratorStep(nn.Module):
-    """G's half of a decoupled step: MLM sums and the sampled replacements."""
+    """G's half of a decoupled step (RTDModel.generate): MLM sums and the sampled replacements."""
 
     def __init__(self, model: RTDModel) -> None:
         super().__init__()
-        self.generator = model.generator
-        self.register_buffer("never_sample", model.never_sample, persistent=False)  # shared
+        self.generator = model.generator  # what DDP reduces: G's parameters only
+        self._model = (model,)  # a tuple, so D's parameters are not registered here
 
-    def forward(self, input_ids, attention_mask, masked_ids, mask, sample_noise, positions):
-        return generator_forward(
-            self.generator,
-            masked_ids,
-            attention_mask,
-            input_ids,
-            mask,
-            positions,
-            sample_noise,
-            self.never_sample,
-        )
+    def forward(self, *inputs):
+        return self._model[0].generate(*inputs)
 
 
 class DiscriminatorStep(nn.Module):
