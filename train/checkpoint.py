@@ -2,7 +2,7 @@
 
     {run}/checkpoints/step-00001000/
         model.safetensors     generator.* and discriminator.* (E_delta included), fp32
-        optimizer.pt          optimizers and schedulers (state dicts: tensors and numbers)
+        optimizer.pt          optimizers, schedulers, fp16's loss scaler (tensors and numbers)
         rank-00000.pt ...     per rank: data position (epoch, consumed) and RNG states as tensors
         meta.json             step, tokens, world size, each file's sha256 and size; written last
 
@@ -182,8 +182,11 @@ def save_checkpoint(
     world_size: int = 1,
     barrier: Callable[[], None] = lambda: None,
     keep: int = 3,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> str:
-    """Write a complete checkpoint for `step` (every rank calls this); return its url."""
+    """Write a complete checkpoint for `step` (every rank calls this); return its url.
+
+    scaler: fp16's loss scaler, saved in optimizer.pt (its scale and growth count)."""
     final = io.join(run_dir, CHECKPOINTS, checkpoint_name(step))
     partial = f"{final}.partial"
     files: dict[str, dict[str, Any]] = {}
@@ -193,6 +196,7 @@ def save_checkpoint(
         training = {
             "optimizers": [o.state_dict() for o in optimizers],
             "schedulers": [s.state_dict() for s in schedulers],
+            **({"scaler": scaler.state_dict()} if scaler is not None else {}),
         }
         files[TRAINING] = _write(io.join(partial, TRAINING), _pt_bytes(training))
     barrier()  # the directory exists before other ranks write into it
@@ -288,10 +292,11 @@ def load_checkpoint(
     schedulers: list[Any],
     rank: int = 0,
     world_size: int = 1,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> tuple[dict[str, Any], RankState]:
-    """Verify every file of `checkpoint`, then restore model, optimizers and schedulers in place;
-    return (meta, this rank's state). A CheckpointError names a file that fails; nothing is
-    restored then."""
+    """Verify every file of `checkpoint`, then restore model, optimizers, schedulers (and fp16's
+    scaler) in place; return (meta, this rank's state). A CheckpointError names a file that
+    fails; nothing is restored then."""
     meta = read_meta(checkpoint)
     if meta["world_size"] != world_size:
         raise ValueError(
@@ -311,6 +316,8 @@ def load_checkpoint(
         optimizer.load_state_dict(state)
     for scheduler, state in zip(schedulers, training["schedulers"], strict=True):
         scheduler.load_state_dict(state)
+    if scaler is not None and "scaler" in training:
+        scaler.load_state_dict(training["scaler"])
     return meta, RankState(int(mine["epoch"]), int(mine["consumed"]), mine["rng"])
 
 

@@ -116,14 +116,23 @@ class TrainConfig:
     micro_batch_size: int = 32
     """Sequences per process per forward; batch_size / (micro_batch_size * processes) is the number
     of gradient-accumulation steps and must be a whole number."""
-    precision: Literal["auto", "bf16", "fp32"] = "auto"
-    """auto = bf16 autocast on GPU, fp32 on CPU. Weights and optimizer states are always fp32."""
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    """auto = bf16 autocast on GPU, fp32 on CPU; fp16 = autocast with dynamic loss scaling (for
+    GPUs without bf16; skipped steps are counted in metrics.jsonl). Weights and optimizer states
+    are always fp32."""
+    compile: bool = False
+    """torch.compile the model for training: one graph per sequence length, compiled in the first
+    steps (which are therefore slow); eager when false."""
+    compile_backend: str = "inductor"
+    """torch.compile backend: inductor (generated kernels, the fast one), or aot_eager (traces
+    forward and backward without generating code: what the CPU tests use)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """auto = CUDA when available (one GPU per process, from LOCAL_RANK), else CPU."""
     seed: int = 0
     """Seeds model initialisation, data order, masks, replacement sampling and dropout."""
     num_workers: int = 0
-    """DataLoader worker processes per rank (the order of samples does not depend on it)."""
+    """DataLoader worker processes per rank; they also do the masking, so on a GPU use >= 1 (the
+    order of samples and the masks do not depend on it)."""
     verify_data: bool = False
     """Hash every token shard against its manifest before the first step (a full read of the
     data, shared by the ranks). Without it, sizes are checked at start and each shard is hashed
@@ -184,6 +193,7 @@ class TrainConfig:
             f"batch_size ({self.batch_size}) must be a multiple of micro_batch_size "
             f"({self.micro_batch_size})",
         )
+        check(self.compile_backend != "", "compile_backend must name a torch.compile backend")
         check(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
         check(self.log_interval >= 1, f"log_interval must be >= 1, got {self.log_interval}")
         check(

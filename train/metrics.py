@@ -4,7 +4,9 @@ One JSON object per logged step (rank 0 writes), averaged over the steps since t
 
     step, tokens, lr, loss, mlm_loss, mlm_accuracy, rtd_loss, rtd_accuracy, replaced_fraction,
     grad_norm (joint) or grad_norm_generator / grad_norm_discriminator (decoupled),
-    tokens_per_s, elapsed_s
+    tokens_per_s, elapsed_s, and under fp16: skipped_steps (steps the loss scaler skipped
+    since the previous line: a sum; their gradient norms are left out of the averages) and
+    loss_scale (at the logged step)
 
 Everything except tokens_per_s and elapsed_s is deterministic, so an interrupted and resumed run
 writes the same lines as an uninterrupted one (the tests compare them).
@@ -27,6 +29,8 @@ from mdeberta import io
 METRICS = "metrics.jsonl"
 CURVES = "curves.png"
 TIMING_KEYS = ("tokens_per_s", "elapsed_s")
+SUMMED = ("skipped_steps",)  # totals over the window, not averages
+LATEST = ("loss_scale",)  # the value at the logged step
 
 
 class MetricsLogger:
@@ -46,7 +50,7 @@ class MetricsLogger:
         self.interval = interval
         self.enabled = enabled
         self.sums: dict[str, float] = defaultdict(float)
-        self.count = 0
+        self.counts: dict[str, int] = defaultdict(int)  # steps that reported each key
         self.window_tokens = 0
         self.window_start = time.perf_counter()
         self.run_start = time.perf_counter()
@@ -58,8 +62,8 @@ class MetricsLogger:
     def update(self, step: int, tokens: int, step_tokens: int, values: dict[str, float]) -> None:
         """Record one optimizer step's global values; log when the interval is reached."""
         for key, value in values.items():
-            self.sums[key] += float(value)
-        self.count += 1
+            self.sums[key] = float(value) + (0.0 if key in LATEST else self.sums[key])
+            self.counts[key] += 1
         self.window_tokens += step_tokens
         if self.bar is not None:
             self.bar.update(1)
@@ -69,11 +73,14 @@ class MetricsLogger:
     def _write(self, step: int, tokens: int) -> None:
         now = time.perf_counter()
         line: dict[str, Any] = {"step": step, "tokens": tokens}
-        line.update({k: v / self.count for k, v in sorted(self.sums.items())})
+        kept = SUMMED + LATEST
+        line.update(
+            {k: v if k in kept else v / self.counts[k] for k, v in sorted(self.sums.items())}
+        )
         line["tokens_per_s"] = self.window_tokens / max(now - self.window_start, 1e-9)
         line["elapsed_s"] = now - self.run_start
         self.sums.clear()
-        self.count = 0
+        self.counts.clear()
         self.window_tokens = 0
         self.window_start = now
         if not self.enabled:

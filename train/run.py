@@ -49,7 +49,8 @@ FORMAT_VERSION = 1
 # settings a resumed run may change; anything else must match the checkpoint's run
 MUTABLE = {"steps", "lr", "discriminator_lr", "warmup_steps", "grad_clip", "log_interval",
            "checkpoint_interval", "keep_checkpoints", "num_workers", "progress_bar",
-           "export_at_end", "init_from", "device", "fresh", "verify_data"}  # fmt: skip
+           "export_at_end", "init_from", "device", "fresh", "verify_data",
+           "compile", "compile_backend"}  # fmt: skip
 # what a run writes into its directory: what `fresh` removes (nothing else there is touched)
 RUN_FILES = (MANIFEST, RUN_INFO, METRICS, CURVES, ckpt.CHECKPOINTS, "hf", "tensorboard")
 
@@ -202,6 +203,7 @@ def _build_trainer(cfg, info, dataset, env, output, resuming: bool) -> Trainer:
             schedulers=schedulers,
             rank=env.rank,
             world_size=env.world_size,
+            scaler=trainer.scaler,
         )
         url, meta, mine = ckpt.resume(output, load, rank=env.rank, barrier=env.barrier)
         trainer.step, trainer.tokens = meta["step"], meta["tokens"]

@@ -219,3 +219,26 @@ def test_ranks_agree_on_the_checkpoint_when_one_rank_file_is_bad(tmp_path):
         (url0, consumed0), (url1, consumed1) = pool.map(resume, [0, 1])
     assert url0 == url1 and url0.endswith("step-00000001")
     assert (consumed0, consumed1) == (1, 2)  # each rank its own position
+
+
+def test_fp16_loss_scaler_round_trips(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    scaler = torch.amp.GradScaler("cpu", growth_interval=5)
+    for _ in range(3):  # steps without overflow count towards the next growth
+        scaler.scale(model(torch.ones(1, 3)).sum()).backward()
+        scaler.step(opt)
+        scaler.update()
+    scaler.update(new_scale=1024.0)  # not the initial scale either
+    saved = dict(step=1, tokens=0, model=model, optimizers=[opt], schedulers=[sched])
+    ckpt.save_checkpoint(str(tmp_path), **saved, rank_state=ckpt.RankState(0, 0, {}), scaler=scaler)
+    fresh = torch.amp.GradScaler("cpu", growth_interval=5)
+    ckpt.load_checkpoint(
+        ckpt.latest_checkpoint(str(tmp_path)),
+        model=model,
+        optimizers=[opt],
+        schedulers=[sched],
+        scaler=fresh,
+    )
+    assert fresh.state_dict() == scaler.state_dict() and fresh.get_scale() == 1024.0
