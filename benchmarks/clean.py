@@ -91,26 +91,26 @@ def run_loop(inputs: list[str], output: str) -> dict:
     import math
 
     from mdeberta import io
-    from mdeberta.pipelines.clean import part_name, write_shard
+    from mdeberta.clean_corpus import part_name, write_part
+    from mdeberta.pipelines.accounting import Counts, counts_of, stats_document
     from mdeberta.pipelines.clean_config import CleanConfig
+    from mdeberta.pipelines.cleaning import clean_document
     from mdeberta.pipelines.dedup import apply_drops, drops_in_memory, shard_of
     from mdeberta.pipelines.read import file_documents, plan_inputs
-    from mdeberta.pipelines.rules import clean_document, rule_context, stats_document
+    from mdeberta.pipelines.rules import rule_context
 
     cfg = CleanConfig()
-    per_lang: dict[str, dict] = {}
+    per_lang: dict[str, Counts] = {}
     docs, contexts = [], {}
     for file in plan_inputs(inputs, cfg.language_set()):
         for raw in file_documents(file, per_lang, max_doc_bytes=cfg.max_doc_bytes):
             ctx = contexts.get(raw.lang) or contexts.setdefault(
                 raw.lang, rule_context(raw.lang, cfg)
             )
-            doc = clean_document(raw, ctx, per_lang.setdefault(raw.lang, {}))
+            doc = clean_document(raw, ctx, counts_of(per_lang, raw.lang))
             if doc is not None:
                 docs.append(doc)
-    shards = {
-        lang: math.ceil(s.get("_chars_read", 0) / cfg.shard_chars) for lang, s in per_lang.items()
-    }
+    shards = {lang: math.ceil(c.chars_read / cfg.shard_chars) for lang, c in per_lang.items()}
     drops_by_shard: dict[tuple, list] = {}
     groups: dict[tuple, list] = {}
     for doc in docs:
@@ -125,7 +125,7 @@ def run_loop(inputs: list[str], output: str) -> dict:
             group, drops_by_shard.get((lang, shard), []), contexts[lang], counters
         )
         name = part_name(shard, shards[lang])
-        write_shard(io.join(output, lang, name), records, cfg.zstd_level)
+        write_part(io.join(output, lang, name), records, cfg.zstd_level)
     return stats_document(per_lang)
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from mdeberta import io, resources_path
+from mdeberta.clean_corpus import part_name, write_corpus_manifest, write_part
 from mdeberta.manifest import write_manifest
 from mdeberta.shards import write_token_shards
 
@@ -56,16 +57,11 @@ def read_docs(text_dir: Path, languages: list[str]) -> dict[str, list[str]]:
 
 
 def write_corpus(root: str, docs: dict[str, list[str]]) -> str:
-    stats = {}
+    stats, parts = {}, {}
     for lang, texts in docs.items():
-        with io.open_file(f"{root}/{lang}/part-00000-of-00001.jsonl.zst", "wt") as f:
-            for i, text in enumerate(texts):
-                f.write(
-                    json.dumps(
-                        {"id": f"{lang}-{i}", "lang": lang, "text": text}, ensure_ascii=False
-                    )
-                    + "\n"
-                )
+        name = f"{lang}/{part_name(0, 1)}"
+        records = [(f"{lang}-{i}", lang, text) for i, text in enumerate(texts)]
+        parts[name] = write_part(f"{root}/{name}", records, level=3)
         chars = sum(map(len, texts))
         stats[lang] = {
             "docs_in": len(texts),
@@ -75,7 +71,7 @@ def write_corpus(root: str, docs: dict[str, list[str]]) -> str:
             "removed": {},
         }
     io.write_json(f"{root}/stats.json", {"languages": stats, "totals": {}})
-    write_manifest(root, "clean-corpus", 1, {})
+    write_corpus_manifest(root, parts, {})
     return root
 
 

@@ -53,22 +53,23 @@ def _documents(path: Path, lang: str):
 def make_corpus(raw: str, out: Path) -> str:
     """Reformat CC-100-style files into a clean-corpus directory (format only, no cleaning)."""
     from mdeberta import io
-    from mdeberta.manifest import write_manifest
+    from mdeberta.clean_corpus import part_name, write_corpus_manifest, write_part
 
-    stats = {}
+    stats, parts = {}, {}
     for url in io.expand_inputs([raw]):
         path = Path(url)
         lang = path.name.split(".")[0]
         docs = list(_documents(path, lang))
         paragraphs = sum(d["text"].count("\n") + 1 for d in docs)
         chars = sum(len(d["text"]) for d in docs)
-        with io.atomic_write(str(out / lang / "part-00000-of-00001.jsonl.zst"), "wt") as f:
-            f.writelines(json.dumps(d, ensure_ascii=False) + "\n" for d in docs)
+        name = f"{lang}/{part_name(0, 1)}"
+        records = [(d["id"], d["lang"], d["text"]) for d in docs]
+        parts[name] = write_part(str(out / name), records, level=3)
         stats[lang] = {"docs_in": len(docs), "docs_out": len(docs), "paragraphs_in": paragraphs}
         stats[lang] |= {"paragraphs_out": paragraphs, "chars_in": chars, "chars_out": chars}
         stats[lang]["removed"] = {}
     io.write_json(str(out / "stats.json"), {"languages": stats, "totals": {}})
-    write_manifest(str(out), "clean-corpus", 1, {"benchmark_format_only": raw})
+    write_corpus_manifest(str(out), parts, {"benchmark_format_only": raw})
     return str(out)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from mdeberta.config import check
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "fp16")
 BACKENDS = ("auto", "mdeberta", "hf")
 
 
@@ -47,7 +47,9 @@ class FinetuneConfig:
     seed: int = 42
     """Seed of the head's initialisation, dropout and data order: same seed, same run."""
     precision: str = "fp32"
-    """fp32 (as the card advises) or bf16 (autocast, CUDA only; faster, slightly different)."""
+    """fp32 (as the card advises), bf16 (autocast; faster, slightly different) or fp16 (autocast
+    with dynamic loss scaling, for GPUs without bf16). bf16 and fp16 are meant for CUDA; on a CPU
+    they run, slowly."""
     device: str = "auto"
     """auto (cuda if available, else cpu), cpu, cuda or cuda:N."""
 

@@ -15,6 +15,7 @@ import contextlib
 import math
 import os
 import random
+import re
 import warnings
 from dataclasses import dataclass, field
 
@@ -28,6 +29,7 @@ from mdeberta.eval.config import FinetuneConfig
 from mdeberta.eval.nli import LABELS, Pair, label_id
 from mdeberta.hf import load_pretrained, save_pretrained
 from mdeberta.manifest import MANIFEST
+from mdeberta.precision import autocast, grad_scaler
 
 # files of which a tokenizer directory holds at least one (DeBERTa, XLM-R, T5, BERT, GPT-2 style)
 TOKENIZER_FILES = (
@@ -247,9 +249,7 @@ def encode(tokenizer, pairs: list[Pair], max_length: int, chunk: int = 10_000) -
 
 
 def _logits(clf: Classifier, batch: dict, precision: str) -> torch.Tensor:
-    device = batch["input_ids"].device
-    use_bf16 = precision == "bf16" and device.type == "cuda"
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+    with autocast(precision, batch["input_ids"].device):
         return clf.model(**batch).logits.float()
 
 
@@ -286,7 +286,8 @@ class FinetuneResult:
     warmup_steps: int
     best_step: int
     best_dev_accuracy: float | None
-    history: list[dict] = field(default_factory=list)  # {step, epoch, train_loss, dev_accuracy}
+    # {step, epoch, train_loss, dev_accuracy} (fp16 adds skipped_steps: overflowed, not applied)
+    history: list[dict] = field(default_factory=list)
 
 
 def linear_schedule(warmup: int, total: int):
@@ -315,7 +316,8 @@ def finetune(
     generator = torch.Generator().manual_seed(cfg.seed)
     targets = clf.to_model[train.labels]
     result = FinetuneResult(total, warmup, best_step=total, best_dev_accuracy=None)
-    best_state, losses = None, []
+    best_state, losses, skipped = None, [], 0
+    scaler = grad_scaler(cfg.precision, device)  # fp16: dynamic loss scaling
     model.train()
     progress = tqdm(total=total, desc="fine-tune", unit="step")
     for step in range(1, total + 1):
@@ -325,11 +327,23 @@ def finetune(
         chunk = order[within * cfg.batch_size : (within + 1) * cfg.batch_size]
         logits = _logits(clf, train.batch(chunk, device), cfg.precision)
         loss = F.cross_entropy(logits, targets[chunk].to(device))
-        loss.backward()
+        if scaler is None:
+            loss.backward()
+        else:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
         if cfg.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
+        if scaler is None:
+            optimizer.step()
+        else:
+            scale = scaler.get_scale()
+            scaler.step(optimizer)
+            scaler.update()
+            skipped += scaler.get_scale() < scale  # the scale drops exactly when a step is skipped
+        with warnings.catch_warnings():  # a step the fp16 scaler skipped still uses up its rate
+            warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()`"))
+            scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         losses.append(loss.item())
         progress.update()
@@ -337,6 +351,8 @@ def finetune(
         end_of_epoch = within == steps_per_epoch - 1 or step == total
         if end_of_epoch or (cfg.eval_steps and step % cfg.eval_steps == 0):
             record = {"step": step, "epoch": epoch + 1, "train_loss": sum(losses) / len(losses)}
+            if scaler is not None:
+                record["skipped_steps"], skipped = skipped, 0
             losses = []
             if dev is not None:
                 best_state = _score_dev(clf, dev, cfg, record, result) or best_state

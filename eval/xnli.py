@@ -24,6 +24,7 @@ from mdeberta.eval.data import load_nli
 from mdeberta.eval.nli import LABELS, NLIData, Pair
 from mdeberta.eval.report import mean, write_reports
 from mdeberta.languages import XNLI_LANGUAGES, get_language
+from mdeberta.lock import locks_output
 from mdeberta.manifest import MANIFEST, invalidate, read_manifest, write_manifest
 
 FORMAT_VERSION = 1
@@ -77,6 +78,7 @@ def _load_data(cfg: XnliConfig, languages: list[str]) -> dict[str, NLIData | Non
     return data
 
 
+@locks_output("cfg.output")
 def run_xnli(cfg: XnliConfig) -> dict:
     """Fine-tune (unless eval_only), evaluate every language, write the reports and manifest."""
     clock = {"start": time.monotonic()}

@@ -56,10 +56,14 @@ def file_size(url: str) -> int:
     return int(fs.size(path))
 
 
-def open_file(url: str, mode: str = "rb", compression: str | None = "infer") -> IO[Any]:
+def open_file(
+    url: str, mode: str = "rb", compression: str | None = "infer", *, digest=None
+) -> IO[Any]:
     """Open `url` for reading or writing, (de)compressing .xz/.zst/.gz by extension.
 
-    Text modes use UTF-8. Writing creates the parent directory.
+    Text modes use UTF-8. Writing creates the parent directory. `digest` (zstd or uncompressed
+    reading only): a hashlib object fed the file's bytes as stored while they are read, so a
+    reader that reads to the end has the file's checksum without a second pass.
     """
     if "w" in mode or "a" in mode:
         fs, path = url_to_fs(url)
@@ -68,13 +72,42 @@ def open_file(url: str, mode: str = "rb", compression: str | None = "infer") -> 
             fs.makedirs(parent, exist_ok=True)
     if compression == "infer":
         compression = fsspec.utils.infer_compression(str(url))
-    if compression == "zstd" and "r" in mode:
-        # fsspec's zstd reader returns a truncated stream's data, or nothing, without an error
+    if digest is not None and ("r" not in mode or compression not in ("zstd", None)):
+        raise ValueError(f"{url}: a digest needs reading, uncompressed or zstd, not {mode!r}")
+    if "r" in mode and (compression == "zstd" or digest is not None):
         raw = fsspec.open(str(url), "rb").open()
-        f = BufferedReader(_ZstdReader(raw, str(url)), _CHUNK)
+        if digest is not None:
+            raw = _Digesting(raw, digest)
+        # fsspec's zstd reader returns a truncated stream's data, or nothing, without an error
+        f = BufferedReader(_ZstdReader(raw, str(url)) if compression else raw, _CHUNK)
         return f if "b" in mode else TextIOWrapper(f, encoding="utf-8")
     kwargs = {"encoding": "utf-8"} if "b" not in mode else {}
     return fsspec.open(str(url), mode, compression=compression, **kwargs).open()
+
+
+class _Digesting(RawIOBase):
+    """A raw byte stream that feeds every byte read through it to a hashlib object."""
+
+    def __init__(self, raw: IO[bytes], digest):
+        self._raw, self._digest = raw, digest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._raw.read(len(buffer))
+        self._digest.update(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self._digest.update(data)
+        return data
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 class _ZstdReader(RawIOBase):

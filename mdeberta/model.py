@@ -214,8 +214,8 @@ class DebertaPreTrainedModel(nn.Module):
 class DebertaModel(DebertaPreTrainedModel):
     """The bare encoder: input_ids or inputs_embeds -> last_hidden_state [B, L, D].
 
-    attention_mask [B, L] is 1 at tokens and 0 at padding (None: no padding). The trainer's GDES
-    passes inputs_embeds = F.embedding(ids, E_G.detach() + E_delta) instead of input_ids."""
+    attention_mask [B, L] is 1 at tokens and 0 at padding (None: no padding). GDES needs no
+    inputs_embeds: mdeberta.rtd.SharedEmbedding stands in for D's word-embedding table."""
 
     def __init__(self, config: DebertaConfig, *, init: bool = True) -> None:
         super().__init__()
@@ -278,8 +278,8 @@ class MLMHead(nn.Module):
 class DebertaForMaskedLM(DebertaPreTrainedModel):
     """The generator. labels [B, L] hold the original id at masked positions and -100 elsewhere.
 
-    With masked_only=True (labels required) logits are computed only where labels != -100 and come
-    back as [N, V] in row-major order of those positions: a [B, L, 251000] tensor is never built."""
+    positions [N] (flat indices into the B·L tokens): logits only there, [N, V] in that order, so a
+    [B, L, 251000] tensor is never built (labels, if given, are read at the same positions)."""
 
     def __init__(self, config: DebertaConfig) -> None:
         super().__init__()
@@ -295,14 +295,12 @@ class DebertaForMaskedLM(DebertaPreTrainedModel):
         inputs_embeds=None,
         labels=None,
         token_type_ids=None,
-        masked_only: bool = False,
+        positions: torch.Tensor | None = None,
     ) -> LogitsOutput:
         h = self.deberta(input_ids, attention_mask, inputs_embeds, token_type_ids).last_hidden_state
-        if masked_only:
-            if labels is None:
-                raise ValueError("masked_only=True needs labels")
-            selected = labels != -100
-            h, labels = h[selected], labels[selected]
+        if positions is not None:
+            h = h.flatten(0, 1).index_select(0, positions)
+            labels = None if labels is None else labels.flatten().index_select(0, positions)
         logits = self.cls.predictions(h, self.deberta.embeddings.word_embeddings.weight)
         loss = None
         if labels is not None:  # fp32 loss: bf16 log-softmax over 251k classes is too coarse
@@ -329,8 +327,7 @@ class RTDHead(nn.Module):
 
 
 class DebertaForRTD(DebertaPreTrainedModel):
-    """The discriminator: logits [B, L] > 0 means "replaced". labels [B, L]: 1 replaced, 0 original;
-    the loss is the BCE mean over non-pad tokens ([CLS] and [SEP] included), as officially."""
+    """The discriminator: logits [B, L] > 0 means "replaced". Its loss is mdeberta.rtd.rtd_loss."""
 
     def __init__(self, config: DebertaConfig) -> None:
         super().__init__()
@@ -340,20 +337,10 @@ class DebertaForRTD(DebertaPreTrainedModel):
         self.init_weights()
 
     def forward(
-        self,
-        input_ids=None,
-        attention_mask=None,
-        inputs_embeds=None,
-        labels=None,
-        token_type_ids=None,
+        self, input_ids=None, attention_mask=None, inputs_embeds=None, token_type_ids=None
     ) -> LogitsOutput:
         h = self.deberta(input_ids, attention_mask, inputs_embeds, token_type_ids).last_hidden_state
-        logits = self.mask_predictions(h)
-        loss = None
-        if labels is not None:
-            keep = labels >= 0 if attention_mask is None else (attention_mask > 0) & (labels >= 0)
-            loss = F.binary_cross_entropy_with_logits(logits[keep].float(), labels[keep].float())
-        return LogitsOutput(logits, loss, h)
+        return LogitsOutput(self.mask_predictions(h), None, h)
 
 
 class ContextPooler(nn.Module):

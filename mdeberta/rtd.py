@@ -4,6 +4,10 @@
     discriminator D (DebertaForRTD)    tells replaced tokens from originals  L_RTD (BCE, non-pad)
     loss = L_MLM + λ · L_RTD
 
+Both losses come back as sums with their counts (masked tokens, non-pad tokens): the trainer
+divides by the counts of the whole step over all processes, so the gradient does not depend on
+how the batch is split.
+
 G's input has the selected positions masked; D's input has them replaced by tokens sampled from G's
 softmax (temperature 1). A sample equal to the original counts as original. Sampling is detached:
 no gradient flows from D into G through the tokens.
@@ -88,61 +92,87 @@ def sample_replacements(
     return torch.where(never_sample[sampled], original, sampled)
 
 
+def masked_positions(mask: torch.Tensor) -> torch.Tensor:
+    """Flat indices [N] (into the B·L tokens, row-major) of the True entries of mask [B, L]."""
+    return mask.flatten().nonzero().squeeze(1)
+
+
 def generator_forward(
     generator: nn.Module,
     masked_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
+    attention_mask: torch.Tensor | None,
     input_ids: torch.Tensor,
     mask: torch.Tensor,
+    positions: torch.Tensor,
     sample_noise: torch.Tensor,
     never_sample: torch.Tensor,
 ) -> dict[str, torch.Tensor]:
     """G's MLM loss at the masked positions and its sampled replacements.
 
-    `generator` is a DebertaForMaskedLM or a DDP wrapper of one. Returns mlm_loss (mean over the
-    masked positions), mlm_correct (argmax hits), sampled [N] in row-major order of `mask`.
+    `generator` is a DebertaForMaskedLM or a DDP wrapper of one. positions [C]: flat indices of the
+    masked tokens; an entry where `mask` is False (padding up to a fixed size, so every step has
+    the same shapes) adds nothing and is "replaced" by its own token. Returns mlm_sum (the summed
+    cross-entropy: the trainer normalises it by the global count), mlm_correct (argmax hits) and
+    sampled [C], one token per entry of positions.
     """
-    labels = torch.where(mask, input_ids, torch.full_like(input_ids, -100))
-    out = generator(masked_ids, attention_mask, labels=labels, masked_only=True)
-    targets = input_ids[mask]
+    logits = generator(masked_ids, attention_mask, positions=positions).logits.float()
+    targets = input_ids.flatten().index_select(0, positions)
+    real = mask.flatten().index_select(0, positions)
+    labels = torch.where(real, targets, torch.full_like(targets, -100))
+    mlm_sum = F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum")
     with torch.no_grad():
-        sampled = sample_replacements(out.logits, sample_noise[mask], never_sample, targets)
-        correct = (out.logits.argmax(dim=-1) == targets).sum()
-    return {"mlm_loss": out.loss, "mlm_correct": correct, "sampled": sampled}
+        noise = sample_noise.flatten().index_select(0, positions)
+        sampled = sample_replacements(logits, noise, never_sample, targets)
+        sampled = torch.where(real, sampled, targets)
+        correct = ((logits.argmax(dim=-1) == targets) & real).sum()
+    return {"mlm_sum": mlm_sum, "mlm_correct": correct, "sampled": sampled}
 
 
 def discriminator_inputs(
-    input_ids: torch.Tensor, mask: torch.Tensor, sampled: torch.Tensor
+    input_ids: torch.Tensor, positions: torch.Tensor, sampled: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """D's input (originals with the samples at the masked positions) and its labels: 1 where the
+    """D's input (originals with the samples at the flat `positions`) and its labels: 1 where the
     token differs from the original, so a sample equal to the original is labelled original."""
-    disc_ids = input_ids.masked_scatter(mask, sampled)
+    disc_ids = input_ids.flatten().scatter(0, positions, sampled).view_as(input_ids)
     return disc_ids, (disc_ids != input_ids).long()
+
+
+def rtd_loss(
+    logits: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The RTD loss: BCE of D's logits [B, L] against labels (1 = replaced) summed over the tokens
+    where keep is True (every non-pad token, [CLS] and [SEP] included, as officially; None: all).
+    A sum, not a mean, so the trainer can normalise it by the global token count."""
+    loss = F.binary_cross_entropy_with_logits(logits.float(), labels.float(), reduction="none")
+    return loss.sum() if keep is None else torch.where(keep, loss, 0.0).sum()
 
 
 def discriminator_forward(
     discriminator: nn.Module,
     input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    mask: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    positions: torch.Tensor,
     sampled: torch.Tensor,
 ) -> dict[str, torch.Tensor]:
-    """D's summed BCE over all non-pad tokens ([CLS] and [SEP] included) and its statistics.
+    """D's summed RTD loss on the replaced input and its statistics.
 
-    Returns rtd_sum (a sum, so the trainer can normalise by the global token count), rtd_correct,
-    replaced (tokens labelled 1) and tokens (non-pad tokens).
+    Returns rtd_sum, rtd_correct, replaced (tokens labelled 1) and tokens (non-pad tokens).
+    attention_mask None: no padding, every token counts.
     """
-    disc_ids, labels = discriminator_inputs(input_ids, mask, sampled.detach())
+    disc_ids, labels = discriminator_inputs(input_ids, positions, sampled.detach())
     logits = discriminator(disc_ids, attention_mask).logits.float()
-    keep = attention_mask > 0
-    loss = F.binary_cross_entropy_with_logits(logits, labels.float(), reduction="none")
+    keep = None if attention_mask is None else attention_mask > 0
     with torch.no_grad():
-        correct = ((logits > 0).long() == labels)[keep].sum()
+        hits, replaced = (logits > 0).long() == labels, labels > 0
+        if keep is not None:
+            hits, replaced = hits & keep, replaced & keep
     return {
-        "rtd_sum": loss[keep].sum(),
-        "rtd_correct": correct,
-        "replaced": labels[keep].sum(),
-        "tokens": keep.sum(),
+        "rtd_sum": rtd_loss(logits, labels, keep),
+        "rtd_correct": hits.sum(),
+        "replaced": replaced.sum(),
+        "tokens": keep.sum()
+        if keep is not None
+        else torch.full((), labels.numel(), device=labels.device),
     }
 
 
@@ -200,25 +230,44 @@ class RTDModel(nn.Module):
         """E_D as the discriminator sees it (gdes: E_G + E_delta merged), detached."""
         return self.discriminator.deberta.embeddings.word_embeddings.weight.detach()
 
-    def forward(
+    def generate(
         self,
         input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
+        attention_mask: torch.Tensor | None,
         masked_ids: torch.Tensor,
         mask: torch.Tensor,
         sample_noise: torch.Tensor,
+        positions: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
-        """Joint step: G on the masked input, sample, D on the replaced input (see module doc)."""
-        g = generator_forward(
+        """G's half of the step (generator_forward), which decoupled training runs on its own."""
+        return generator_forward(
             self.generator,
             masked_ids,
             attention_mask,
             input_ids,
             mask,
+            positions,
             sample_noise,
             self.never_sample,
         )
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        masked_ids: torch.Tensor,
+        mask: torch.Tensor,
+        sample_noise: torch.Tensor,
+        positions: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Joint step: G on the masked input, sample, D on the replaced input (see module doc).
+
+        positions: flat indices of the masked tokens (see generator_forward); None = those of mask.
+        """
+        if positions is None:
+            positions = masked_positions(mask)
+        g = self.generate(input_ids, attention_mask, masked_ids, mask, sample_noise, positions)
         d = discriminator_forward(
-            self.discriminator, input_ids, attention_mask, mask, g.pop("sampled")
+            self.discriminator, input_ids, attention_mask, positions, g.pop("sampled")
         )
         return {**g, **d, "masked": mask.sum()}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import logging
 import os
 import uuid
 from collections import OrderedDict
@@ -28,15 +29,18 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from mdeberta import io
-from mdeberta.manifest import manifest_sha256
+from mdeberta.manifest import checked_sha256, identity
 from mdeberta.shards import (
     NUMPY_DTYPE,
+    ShardFormatError,
     check_sha256,
     check_size,
     check_vocab,
     read_shards_manifest,
     sha256_local,
 )
+
+log = logging.getLogger(__name__)
 
 _OPEN_SHARDS = 4  # memory maps kept open per process (a stream reads one shard at a time)
 _BLOCK = 2048  # samples gathered per numpy step: amortises Python overhead per sample
@@ -46,6 +50,12 @@ _VERIFIED: set[tuple[str, int, int]] = set()  # (path, size, mtime_ns) hashed in
 def default_cache_dir() -> str:
     root = os.environ.get("MDEBERTA_CACHE") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(root, "mdeberta", "shards")
+
+
+def cache_path(cache_dir: str, sha256: str) -> str:
+    """Where a remote shard is cached: named by its content, from a validated sha256 only (a
+    manifest's field never becomes a path unchecked)."""
+    return os.path.join(cache_dir, f"{checked_sha256(sha256, 'a cached shard')}.bin")
 
 
 def rank_size(num_sequences: int, rank: int, world_size: int) -> int:
@@ -100,8 +110,11 @@ class ShardDataset(IterableDataset):
 
     url: a token-shards directory (local path or fsspec URL). Local shards are memory-mapped;
     remote ones are downloaded once into `cache_dir` (content-addressed by sha256, verified).
+    Opening checks that every shard the manifest lists is there with its size; `verify_all()`
+    hashes them all.
     batch_size: the DataLoader's batch size; with workers, each takes whole batches (module doc).
-    verify: hash each local shard once per process before first use (remote: always, on download).
+    verify: hash each local shard once per process before first use (remote: always, on download;
+    a cached copy is hashed once per process before it is trusted).
 
     Position: iteration starts at `(epoch, consumed)` (set_position / load_state_dict). Reading in
     this process (num_workers=0) advances it, so state_dict() is exact there. DataLoader workers
@@ -127,7 +140,7 @@ class ShardDataset(IterableDataset):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.url = str(url).rstrip("/")
         self.manifest = read_shards_manifest(self.url)
-        self.manifest_sha256 = manifest_sha256(self.url)
+        self.identity = identity(self.manifest)  # what the shards hold, not when they were made
         self.seed, self.rank, self.world_size = int(seed), rank, world_size
         self.batch_size, self.verify = batch_size, verify
         self.local = io.is_local(self.url)
@@ -145,6 +158,39 @@ class ShardDataset(IterableDataset):
         self._pool: ThreadPoolExecutor | None = None
         self._prefetched: set[int] = set()
         self.epoch, self.consumed = 0, 0
+        self._check_sizes()
+
+    # checking the data
+
+    def _check_sizes(self) -> None:
+        """Every listed shard is there with the size its manifest records (a remote shard may be
+        in the cache instead): a truncated shard fails now, not days into a run."""
+        remote_sizes: dict[str, int] | None = None
+        for entry in self.shards:
+            url = io.join(self.url, entry["name"])
+            if self.local:
+                path = io.url_to_fs(url)[1]
+                size = os.path.getsize(path) if os.path.exists(path) else None
+            else:
+                cached = self._cached(entry)
+                if os.path.exists(cached) and os.path.getsize(cached) == entry["bytes"]:
+                    continue  # hashed before its first use
+                if remote_sizes is None:  # one listing, not a request per shard
+                    fs, path = io.url_to_fs(self.url)
+                    remote_sizes = {
+                        i["name"].rstrip("/").rsplit("/", 1)[-1]: i["size"] for i in fs.ls(path)
+                    }
+                size = remote_sizes.get(entry["name"])
+            if size is None:
+                raise ShardFormatError(f"{url}: listed in {self.url}/manifest.json but missing")
+            check_size(url, entry, size)
+
+    def verify_all(self, rank: int = 0, world_size: int = 1) -> None:
+        """Hash shards rank, rank + world_size, ... (all by default; the ranks of a run share
+        the work) against the manifest now (remote ones: download them into the cache, verified),
+        so that a corrupt shard fails before training, not when it is first read."""
+        for entry in self.shards[rank::world_size]:
+            self._local_path(entry, hash_now=True)
 
     # facts the trainer reads
 
@@ -196,7 +242,7 @@ class ShardDataset(IterableDataset):
             "rank": self.rank,
             "world_size": self.world_size,
             "num_sequences": self.num_sequences,
-            "manifest_sha256": self.manifest_sha256,
+            "identity": self.identity,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -283,32 +329,42 @@ class ShardDataset(IterableDataset):
                 self._maps.popitem(last=False)
         return mm
 
-    def _local_path(self, entry: dict[str, Any]) -> str:
+    def _local_path(self, entry: dict[str, Any], hash_now: bool = False) -> str:
         url = io.join(self.url, entry["name"])
         if not self.local:
             return self._fetch(url, entry)
         path = io.url_to_fs(url)[1]
         if not os.path.exists(path):
             raise FileNotFoundError(f"{path}: listed in {self.url}/manifest.json but missing")
-        stat = os.stat(path)
-        check_size(path, entry, stat.st_size)
-        key = (path, stat.st_size, stat.st_mtime_ns)
-        if self.verify and key not in _VERIFIED:
-            check_sha256(path, entry, sha256_local(path))
-            _VERIFIED.add(key)
+        if self.verify or hash_now:
+            _verify_once(path, entry)  # size, then sha256 once per process
+        else:
+            check_size(path, entry, os.path.getsize(path))
         return path
 
+    def _cached(self, entry: dict[str, Any]) -> str:
+        return cache_path(self.cache_dir, entry["sha256"])
+
     def _fetch(self, url: str, entry: dict[str, Any]) -> str:
-        """Download a remote shard into the cache once, verifying size and sha256 on the way."""
-        dest = os.path.join(self.cache_dir, f"{entry['sha256']}.bin")
-        if os.path.exists(dest) and os.path.getsize(dest) == entry["bytes"]:
-            return dest  # content-addressed and only renamed into place after verification
+        """A remote shard's copy in the cache: downloaded once, verifying size and sha256 on the
+        way; a copy already there is hashed once per process before it is trusted, and fetched
+        again if it does not match."""
+        dest = self._cached(entry)
+        with contextlib.suppress(FileNotFoundError, ShardFormatError):
+            _verify_once(dest, entry)
+            return dest
         os.makedirs(self.cache_dir, exist_ok=True)
         # One downloader per shard across this machine's ranks and workers.
         with open(dest + ".lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if not (os.path.exists(dest) and os.path.getsize(dest) == entry["bytes"]):
-                _download(url, entry, dest)
+            if os.path.exists(dest):  # fetched meanwhile by another process, or damaged
+                try:
+                    _verify_once(dest, entry)
+                    return dest
+                except ShardFormatError as e:
+                    log.warning("%s; fetching %s again", e, url)
+                    os.remove(dest)
+            _download(url, entry, dest)
         return dest
 
     def __getstate__(self):
@@ -317,6 +373,17 @@ class ShardDataset(IterableDataset):
         state["_maps"] = OrderedDict()
         state["_pool"], state["_prefetched"] = None, set()
         return state
+
+
+def _verify_once(path: str, entry: dict[str, Any]) -> None:
+    """Check a local file's size and sha256 against its manifest entry, once per process for
+    the same (path, size, mtime)."""
+    stat = os.stat(path)
+    check_size(path, entry, stat.st_size)
+    key = (path, stat.st_size, stat.st_mtime_ns)
+    if key not in _VERIFIED:
+        check_sha256(path, entry, sha256_local(path))
+        _VERIFIED.add(key)
 
 
 def _download(url: str, entry: dict[str, Any], dest: str) -> None:
@@ -331,6 +398,8 @@ def _download(url: str, entry: dict[str, Any], dest: str) -> None:
         check_size(url, entry, size)
         check_sha256(url, entry, digest.hexdigest())
         os.replace(tmp, dest)
+        stat = os.stat(dest)  # hashed on the way in: verified for this process
+        _VERIFIED.add((dest, stat.st_size, stat.st_mtime_ns))
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)

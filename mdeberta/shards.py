@@ -17,26 +17,36 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
 from mdeberta import io
-from mdeberta.manifest import MANIFEST, read_manifest, write_manifest
+from mdeberta.manifest import (
+    MANIFEST,
+    ManifestError,
+    checked_name,
+    checked_sha256,
+    read_manifest,
+    verify_files,
+    write_manifest,
+)
 
 KIND = "token-shards"
 FORMAT_VERSION = 1
 DTYPE = "uint32"
 NUMPY_DTYPE = np.dtype("<u4")  # little-endian on every platform, whatever the host order
 SHARD_PATTERN = "shard-{index:05d}.bin"
+SHARD_NAME = re.compile(r"shard-\d{5}\.bin")  # what a manifest's shard name must be, in full
 # 32768 sequences of 512 ids = 64 MiB per shard: MosaicML's default shard size, big enough that
 # listing and hashing stay cheap, small enough to stream through a cache.
 DEFAULT_SEQUENCES_PER_SHARD = 32768
 _CHUNK = 1 << 20
 
 
-class ShardFormatError(ValueError):
+class ShardFormatError(ManifestError):
     """A shard directory or file that does not match its manifest (truncated, corrupt, wrong)."""
 
 
@@ -105,10 +115,12 @@ def write_shards_manifest(
     inputs: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write the manifest of a shard directory whose shard files all exist (call it last)."""
+    """Write the manifest of a shard directory (call it last): every shard must exist with the
+    size and sha256 of its entry."""
     missing = {"sha256", "url", "vocab_size", "special_ids"} - set(vocab)
     if missing:
         raise ValueError(f"vocab lacks {sorted(missing)}; it needs sha256, url, vocab_size, ...")
+    verify_files(out_dir, {s["name"]: s for s in shards})
     body = {
         "seq_len": int(seq_len),
         "dtype": DTYPE,
@@ -189,12 +201,28 @@ def read_shards_manifest(url: str) -> dict[str, Any]:
     seq_len = manifest.get("seq_len")
     if not isinstance(seq_len, int) or seq_len < 2:
         raise ShardFormatError(f"{where}: seq_len must be an integer >= 2, got {seq_len!r}")
-    for s in shards:
-        if s.get("bytes") != expected_bytes(s.get("sequences", -1), seq_len):
-            raise ShardFormatError(f"{where}: entry {s.get('name')} has inconsistent bytes")
+    names = set()
+    for i, entry in enumerate(shards):
+        _check_entry(entry, f"{where}: shard {i}", seq_len)
+        if entry["name"] in names:
+            raise ShardFormatError(f"{where}: shard {i}: {entry['name']} is listed twice")
+        names.add(entry["name"])
     if sum(s["sequences"] for s in shards) != manifest.get("num_sequences"):
         raise ShardFormatError(f"{where}: num_sequences differs from the sum over shards")
     return manifest
+
+
+def _check_entry(entry: Any, where: str, seq_len: int) -> None:
+    """A shard entry's fields become a path and a cache name: each must have its exact form."""
+    if not isinstance(entry, Mapping):
+        raise ShardFormatError(f"{where}: an entry must be an object, got {entry!r}")
+    checked_name(entry.get("name"), SHARD_NAME, where, ShardFormatError)
+    checked_sha256(entry.get("sha256"), where, ShardFormatError)
+    sequences = entry.get("sequences")
+    if type(sequences) is not int or sequences < 1:
+        raise ShardFormatError(f"{where}: sequences must be an integer >= 1, got {sequences!r}")
+    if entry.get("bytes") != expected_bytes(sequences, seq_len):
+        raise ShardFormatError(f"{where}: {entry['name']} has inconsistent bytes")
 
 
 def check_size(path: str, entry: Mapping[str, Any], size: int) -> None:

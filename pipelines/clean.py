@@ -22,39 +22,44 @@ extra stage, one more round trip of every document's text.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Iterable, Sequence
 
 import apache_beam as beam
-import zstandard
 from apache_beam.transforms.window import GlobalWindows
 
 from mdeberta import io
-from mdeberta.config import config_to_dict
-from mdeberta.manifest import invalidate, write_manifest
-from mdeberta.pipelines import dedup, options
-from mdeberta.pipelines.clean_config import CleanConfig
-from mdeberta.pipelines.read import InputFile, batches, file_documents, pack, plan_inputs, unpack
-from mdeberta.pipelines.rules import (
-    Document,
-    RawDocument,
-    Stats,
-    check_accounting,
-    check_langid_available,
-    clean_document,
-    count,
-    rule_context,
-    stats_document,
+from mdeberta.clean_corpus import (
+    PART_GLOB,
+    STATS,
+    part_name,
+    write_corpus_manifest,
+    write_part,
 )
+from mdeberta.config import config_to_dict
+from mdeberta.lock import locks_output
+from mdeberta.manifest import invalidate
+from mdeberta.pipelines import dedup, options
+from mdeberta.pipelines.accounting import Counts, check_accounting, counts_of, stats_document
+from mdeberta.pipelines.clean_config import CleanConfig
+from mdeberta.pipelines.cleaning import clean_document
+from mdeberta.pipelines.dedup import Document
+from mdeberta.pipelines.read import (
+    InputFile,
+    RawDocument,
+    batches,
+    file_documents,
+    pack,
+    plan_inputs,
+    unpack,
+)
+from mdeberta.pipelines.rules import check_langid_available, rule_context
 
-FORMAT_VERSION = 1
 BUCKETS_PER_SHARD = 4
 """Dedup buckets per output shard: a bucket holds the keys of ~shard_chars / 4 characters."""
 
 
-def _bundle_stats(per_lang: dict[str, Stats], windowed: bool = False) -> Iterable:
+def _bundle_stats(per_lang: dict[str, Counts], windowed: bool = False) -> Iterable:
     """(lang, counters) on the "stats" output; finish_bundle must wrap them in a window."""
     for item in sorted(per_lang.items()):
         value = GlobalWindows.windowed_value(item) if windowed else item
@@ -68,7 +73,7 @@ class ReadFile(beam.DoFn):
         self.cfg, self.languages = cfg, languages
 
     def process(self, file: InputFile):
-        per_lang: dict[str, Stats] = {}
+        per_lang: dict[str, Counts] = {}
         cfg = self.cfg
         docs = file_documents(
             file,
@@ -100,7 +105,7 @@ class CleanDocuments(beam.DoFn):
         options.freeze_worker_heap()
 
     def start_bundle(self):
-        self.per_lang: dict[str, Stats] = {}
+        self.per_lang: dict[str, Counts] = {}
 
     def process(self, batch: bytes, shards: dict[str, int]):
         cfg, docs, entries = self.cfg, {}, {}
@@ -108,8 +113,7 @@ class CleanDocuments(beam.DoFn):
         for raw in map(RawDocument._make, unpack(batch)):
             if raw.lang not in self.contexts:
                 self.contexts[raw.lang] = rule_context(raw.lang, cfg)
-            stats = self.per_lang.setdefault(raw.lang, {})
-            doc = clean_document(raw, self.contexts[raw.lang], stats)
+            doc = clean_document(raw, self.contexts[raw.lang], counts_of(self.per_lang, raw.lang))
             if doc is None:
                 continue
             n = shards[doc.lang]
@@ -126,41 +130,17 @@ class CleanDocuments(beam.DoFn):
 
     def finish_bundle(self):
         # Totals per reason also go to Beam metrics, visible live in the Dataflow console.
-        for counters in self.per_lang.values():
-            for key, value in counters.items():
-                if not key.startswith("_"):
-                    beam.metrics.Metrics.counter("clean", key).inc(value)
+        for counts in self.per_lang.values():
+            for name, value in counts.metrics():
+                beam.metrics.Metrics.counter("clean", name).inc(value)
         yield from _bundle_stats(self.per_lang, windowed=True)
 
 
-def shard_counts(lang_stats: tuple[str, Stats], shard_chars: int) -> tuple[str, int]:
+def shard_counts(lang_counts: tuple[str, Counts], shard_chars: int) -> tuple[str, int]:
     """Output files of a language from the characters read: known before cleaning starts, so
     cleaning, keying and the shard GroupByKey fuse into one stage (no extra pass over the docs)."""
-    lang, counters = lang_stats
-    return lang, math.ceil(counters.get("_chars_read", 0) / shard_chars)
-
-
-def part_name(shard: int, shards: int) -> str:
-    return f"part-{shard:05d}-of-{shards:05d}.jsonl.zst"
-
-
-def write_shard(url: str, records: Sequence[tuple[str, str, str]], level: int) -> dict:
-    """Write (id, lang, text) records as zstd JSONL; returns {docs, bytes, sha256} of the file."""
-    digest, size = hashlib.sha256(), 0
-    with io.atomic_write(url, "wb", compression=None) as f:
-
-        class _Hashing:  # zstd writes through this to hash the bytes on their way out
-            def write(self, data):
-                nonlocal size
-                digest.update(data)
-                size += len(data)
-                return f.write(data)
-
-        with zstandard.ZstdCompressor(level=level).stream_writer(_Hashing(), closefd=False) as z:
-            for doc_id, lang, text in records:
-                line = json.dumps({"id": doc_id, "lang": lang, "text": text}, ensure_ascii=False)
-                z.write(line.encode("utf-8") + b"\n")
-    return {"docs": len(records), "bytes": size, "sha256": digest.hexdigest()}
+    lang, counts = lang_counts
+    return lang, math.ceil(counts.chars_read / shard_chars)
 
 
 class WriteShards(beam.DoFn):
@@ -178,37 +158,34 @@ class WriteShards(beam.DoFn):
             for ref, lang, text in unpack(v)
         ]
         shard_drops = [d for v in drops[(lang, shard)] for d in v]
-        counters: Stats = {}
-        records = dedup.apply_drops(docs, shard_drops, rule_context(lang, self.cfg), counters)
-        counters.update(_written(lang, shard, shards[lang], records, self.output, self.cfg))
-        yield lang, counters
+        counts = Counts()
+        records = dedup.apply_drops(docs, shard_drops, rule_context(lang, self.cfg), counts)
+        _write_part(counts, lang, shard, shards[lang], records, self.output, self.cfg)
+        yield lang, counts
 
 
-def _written(lang: str, shard: int, shards: int, records, output: str, cfg: CleanConfig) -> Stats:
-    """Write one part file; its facts as the counter stats_document turns into a shard entry."""
+def _write_part(counts: Counts, lang: str, shard: int, shards: int, records, output, cfg) -> None:
+    """Write one part file and record it in the language's counts."""
     name = part_name(shard, shards)
-    info = write_shard(io.join(output, lang, name), records, cfg.zstd_level)
-    return {f"_file/{lang}/{name}": info}
+    counts.parts[name] = write_part(io.join(output, lang, name), records, cfg.zstd_level)
 
 
-class MergeStats(beam.CombineFn):
-    """Sum flat counters; non-integer values (file facts) are unique per key and just kept."""
+class MergeCounts(beam.CombineFn):
+    """Sum the Counts of a language (part files are written once, so their entries never clash)."""
 
-    def create_accumulator(self) -> Stats:
-        return {}
+    def create_accumulator(self) -> Counts:
+        return Counts()
 
-    def add_input(self, acc: Stats, counters: Stats) -> Stats:
-        for key, value in counters.items():
-            acc[key] = acc.get(key, 0) + value if isinstance(value, int) else value
-        return acc
+    def add_input(self, acc: Counts, counts: Counts) -> Counts:
+        return acc.add(counts)
 
-    def merge_accumulators(self, accs: Iterable[Stats]) -> Stats:
-        merged: Stats = {}
+    def merge_accumulators(self, accs: Iterable[Counts]) -> Counts:
+        merged = Counts()
         for acc in accs:
-            self.add_input(merged, acc)
+            merged.add(acc)
         return merged
 
-    def extract_output(self, acc: Stats) -> Stats:
+    def extract_output(self, acc: Counts) -> Counts:
         return acc
 
 
@@ -216,14 +193,14 @@ class Admit(beam.DoFn):
     """Keep the first max_docs_per_lang documents per language by (file, position)."""
 
     def process(self, batch: bytes, limits: dict[str, tuple[int, int]]):
-        over: dict[str, Stats] = {}
+        over: dict[str, Counts] = {}
         admitted = []
         for record in unpack(batch):
             lang, source, position = record[:3]
             if (source, position) <= limits[lang]:
                 admitted.append(record)
             else:
-                count(over.setdefault(lang, {}), "docs_over_cap")
+                counts_of(over, lang).docs_over_cap += 1
         if admitted:
             yield pack(admitted)
         yield from _bundle_stats(over)
@@ -247,18 +224,18 @@ def _drops_by_shard(lang_drops: tuple[str, list], shards: dict[str, int]):
 
 
 def write_stats(
-    _, per_lang: list[tuple[str, Stats]], cfg: CleanConfig, output: str, languages: Sequence[str]
+    _, per_lang: list[tuple[str, Counts]], cfg: CleanConfig, output: str, languages: Sequence[str]
 ) -> dict:
     """The part files of shards no document reached (empty), then stats.json from the merged
-    counters; returns the stats. See stats_document for the layout."""
+    counts; returns the stats. See accounting.stats_document for the layout."""
     merged = dict(per_lang)
-    for lang, counters in merged.items():
-        shards = shard_counts((lang, counters), cfg.shard_chars)[1]
+    for lang, counts in merged.items():
+        shards = shard_counts((lang, counts), cfg.shard_chars)[1]
         for shard in range(shards):
-            if f"_file/{lang}/{part_name(shard, shards)}" not in counters:
-                counters.update(_written(lang, shard, shards, [], output, cfg))
+            if part_name(shard, shards) not in counts.parts:
+                _write_part(counts, lang, shard, shards, [], output, cfg)
     document = stats_document(merged, languages)
-    io.write_json(io.join(output, "stats.json"), document)
+    io.write_json(io.join(output, STATS), document)
     return document
 
 
@@ -284,7 +261,7 @@ def build(p: beam.Pipeline, files: list[InputFile], cfg: CleanConfig, output: st
         )
         raw = admitted.docs
         stats.append(admitted.stats)
-    read_stats = read.stats | "MergeReadStats" >> beam.CombinePerKey(MergeStats())
+    read_stats = read.stats | "MergeReadStats" >> beam.CombinePerKey(MergeCounts())
     shard_counts_pc = read_stats | "ShardCounts" >> beam.Map(shard_counts, cfg.shard_chars)
     shards = beam.pvalue.AsDict(shard_counts_pc)
     cleaned = raw | "Clean" >> beam.ParDo(CleanDocuments(cfg), shards).with_outputs(
@@ -304,7 +281,7 @@ def build(p: beam.Pipeline, files: list[InputFile], cfg: CleanConfig, output: st
     merged = (
         (read_stats, *stats, cleaned.stats, written)
         | "FlattenStats" >> beam.Flatten()
-        | "MergeStats" >> beam.CombinePerKey(MergeStats())
+        | "MergeStats" >> beam.CombinePerKey(MergeCounts())
     )
     # A side input rather than a ToList combiner, which adds a shuffle and stages: fixed cost.
     _ = (
@@ -318,12 +295,13 @@ def build(p: beam.Pipeline, files: list[InputFile], cfg: CleanConfig, output: st
 def _remove_stale_parts(output: str, document: dict) -> None:
     """Part files of an earlier run into the same directory that this run did not write."""
     fs, root = io.url_to_fs(output)
-    for path in fs.glob(f"{root}/*/part-*-of-*.jsonl.zst"):
+    for path in fs.glob(f"{root}/*/{PART_GLOB}"):
         lang, name = path.rstrip("/").split("/")[-2:]
         if name not in document["languages"].get(lang, {}).get("shards", {}):
             fs.rm(path)
 
 
+@locks_output("output")
 def run_clean(
     inputs: Sequence[str],
     output: str,
@@ -342,25 +320,18 @@ def run_clean(
     invalidate(output)
     with options.pipeline(beam_args, workers=workers) as p:
         build(p, files, cfg, output)
-    document = io.read_json(io.join(output, "stats.json"))
+    document = io.read_json(io.join(output, STATS))
     check_accounting(document)
     _remove_stale_parts(output, document)
-    manifest_files = {
+    parts = {
         f"{lang}/{name}": info
         for lang, entry in document["languages"].items()
         for name, info in entry["shards"].items()
     }
-    stats_url = io.join(output, "stats.json")
-    manifest_files["stats.json"] = {
-        "bytes": io.file_size(stats_url),
-        "sha256": io.sha256_file(stats_url),
-    }
-    write_manifest(
+    write_corpus_manifest(
         output,
-        "clean-corpus",
-        FORMAT_VERSION,
+        parts,
         options={**config_to_dict(cfg), "inputs": [f.url for f in files]},
-        files=manifest_files,
         extra={"languages": sorted(document["languages"]), "totals": document["totals"]},
     )
     return document

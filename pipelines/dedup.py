@@ -1,7 +1,7 @@
 """Exact deduplication within each language: whole documents and paragraphs, as a Beam join.
 
-Keys are cc_net's paragraph hashes (`rules.dedup_hash`) and, for whole documents, a hash of those
-(`rules.content_hash`), both scoped by language. A GroupByKey gathers every occurrence of a key;
+Keys are cc_net's paragraph hashes (`dedup_hash`) and, for whole documents, a hash of those
+(`content_hash`), both scoped by language. A GroupByKey gathers every occurrence of a key;
 the occurrence with the smallest (document ref, paragraph index) survives, where ref =
 (id, source file, position). That rule needs no global state, so it gives the same survivors on 1
 worker or 1000. It is also consistent: the document that survives a whole-document group is the
@@ -19,22 +19,18 @@ Python tuples again; in one process, `drops_in_memory` does the same.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
+from typing import NamedTuple
 
 import apache_beam as beam
 import numpy as np
 
+from mdeberta.pipelines.accounting import Counts
 from mdeberta.pipelines.read import pack, unpack
-from mdeberta.pipelines.rules import (
-    Document,
-    RuleContext,
-    Stats,
-    content_hash,
-    count,
-    remove,
-    too_short,
-)
+from mdeberta.pipelines.rules import RuleContext, too_short
 
 DOCUMENT, PARAGRAPH = 0, 1
 WHOLE = -1
@@ -44,6 +40,54 @@ DUPLICATE, BOILERPLATE = "duplicate", "boilerplate"
 Ref = tuple[str, int, int]
 Occurrence = tuple[Ref, int]
 Drop = tuple[Ref, int, str]
+
+
+class Document(NamedTuple):
+    """A document that passed the rules, ready for deduplication."""
+
+    ref: Ref
+    """(id, source, position): unique, and the deterministic order of survivors and output."""
+    lang: str
+    paragraphs: tuple[str, ...]
+    hashes: tuple[int, ...]
+    """dedup_hash of each paragraph."""
+
+    @property
+    def id(self) -> str:
+        return self.ref[0]
+
+
+# hashing
+
+# cc_net's dedup normal form (facebookresearch/cc_net, text_normalizer.normalize_for_dedup):
+# lower case, every digit -> 0, a fixed set of (mostly CJK and typographic) punctuation and the
+# C0/C1 controls removed. Accents are kept.
+_CCNET_PUNCT = "，。、„”“«»１」「《》´∶：？！（）；–—．～’…━〈〉【】％►"
+_CCNET_STRIP = re.compile(
+    "[" + re.escape(_CCNET_PUNCT) + "".join(map(chr, [*range(32), *range(127, 160)])) + "]"
+)
+_DIGIT = re.compile(r"\d")
+
+
+def normalize_for_dedup(text: str) -> str:
+    """cc_net's paragraph normal form for exact deduplication."""
+    text = text.strip().lower()
+    return _CCNET_STRIP.sub("", _DIGIT.sub("0", text))
+
+
+def dedup_hash(text: str) -> int:
+    """cc_net's paragraph hash: the first 8 bytes of SHA-1 of the normal form, as an integer."""
+    digest = hashlib.sha1(normalize_for_dedup(text).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def content_hash(paragraph_hashes: Sequence[int]) -> int:
+    """Whole-document dedup key: a hash of the document's paragraph hashes, in order."""
+    data = b"".join(h.to_bytes(8, "little") for h in paragraph_hashes)
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+# the join
 
 
 def dedup_keys(doc: Document, *, paragraphs: bool = True, documents: bool = True) -> Iterator:
@@ -85,9 +129,9 @@ def shard_of(doc_id: str, shards: int) -> int:
 
 
 def apply_drops(
-    docs: Iterable[Document], drops: Iterable[Drop], ctx: RuleContext, stats: Stats
+    docs: Iterable[Document], drops: Iterable[Drop], ctx: RuleContext, counts: Counts
 ) -> list[tuple[str, str, str]]:
-    """(id, lang, text) of the survivors, sorted by ref; removals counted in `stats`.
+    """(id, lang, text) of the survivors, sorted by ref; removals counted in `counts`.
 
     A document left with no paragraph is removed as boilerplate if that is all it lost, else as
     duplicate_paragraphs; one left shorter than min_doc_chars as too_short (cc_net also applies
@@ -100,22 +144,22 @@ def apply_drops(
     for doc in sorted(docs, key=lambda d: d.ref):
         lost = dropped.get(doc.ref, {})
         if WHOLE in lost:
-            remove(stats, "duplicate_doc", len(doc.paragraphs))
+            counts.remove("duplicate_doc", len(doc.paragraphs))
             continue
         kept = [p for i, p in enumerate(doc.paragraphs) if i not in lost]
         for reason in lost.values():
-            count(stats, f"paragraphs_removed/{_paragraph_reason(reason)}")
+            counts.paragraphs_removed[_paragraph_reason(reason)] += 1
         if not kept:
             only_boilerplate = set(lost.values()) == {BOILERPLATE}
-            remove(stats, "boilerplate" if only_boilerplate else "duplicate_paragraphs", 0)
+            counts.remove("boilerplate" if only_boilerplate else "duplicate_paragraphs", 0)
             continue
         if lost and too_short(kept, ctx):
-            remove(stats, "too_short", len(kept))
+            counts.remove("too_short", len(kept))
             continue
         text = "\n".join(kept)
-        count(stats, "docs_out")
-        count(stats, "paragraphs_out", len(kept))
-        count(stats, "chars_out", len(text))
+        counts.docs_out += 1
+        counts.paragraphs_out += len(kept)
+        counts.chars_out += len(text)
         out.append((doc.id, doc.lang, text))
     return out
 

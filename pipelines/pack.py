@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import array
 import hashlib
-import json
 import sys
 from collections.abc import Sequence
 
@@ -25,6 +24,7 @@ import apache_beam as beam
 import numpy as np
 
 from mdeberta import io
+from mdeberta.clean_corpus import read_part
 from mdeberta.pipelines.options import freeze_worker_heap
 from mdeberta.pipelines.sampling import copies
 from mdeberta.shards import NUMPY_DTYPE, shard_name, write_shard
@@ -124,58 +124,22 @@ def pack_documents(
     return rows, dropped
 
 
-def read_clean_docs(lang_url: tuple[str, str]):
-    """Documents {"id", "lang", "text"} of one clean-corpus part file; a line that is no JSON or
-    holds another language raises, naming the file and the line."""
-    lang, url = lang_url
-    number = 0
-    # Binary lines, parsed ~1 MB at a time as one JSON array: json.loads has a fixed cost per
-    # call (encoding detection, decoding) that was a tenth of this job's overhead per line.
-    with io.open_file(url, "rb") as f:
-        while lines := f.readlines(_JSON_CHUNK):
-            try:
-                docs = json.loads(b"[" + b",".join(lines) + b"]")
-            except ValueError:
-                docs = None
-            if docs is None or len(docs) != len(lines):  # no JSON, or a line of two values
-                docs = [_parse_line(url, number + i, line) for i, line in enumerate(lines, 1)]
-            for doc in docs:
-                number += 1
-                if not isinstance(doc, dict) or doc.get("lang") != lang:
-                    found = doc.get("lang") if isinstance(doc, dict) else doc
-                    raise ValueError(
-                        f"{url}:{number}: document of language {found!r}, "
-                        f"expected {lang!r} (its directory)"
-                    )
-                yield doc
-
-
-_JSON_CHUNK = 1 << 20
-
-
-def _parse_line(url: str, number: int, line: bytes):
-    """One line, for the error message of a chunk that did not parse as a whole."""
-    try:
-        return json.loads(line)
-    except ValueError as e:
-        raise ValueError(f"{url}:{number}: not a JSON document ({e})") from None
-
-
 # Beam
 
 
 class TokenizePackFn(beam.DoFn):
-    """A part file (lang, index, url) -> its packed rows, one chunk at a time: ((chunk, first
-    row), rows as uint32 bytes) per block of BLOCK_BYTES with chunk = (lang, index, n), (chunk,
-    rows) on "counts", (lang, stats) on "stats".
+    """A part file (lang, index, clean_corpus.Part) -> its packed rows, one chunk at a time:
+    ((chunk, first row), rows as uint32 bytes) per block of BLOCK_BYTES with chunk =
+    (lang, index, n), (chunk, rows) on "counts", (lang, stats) on "stats".
 
-    Reads the file's documents, draws each `copies(passes[lang], seed, lang, id)` times (the
-    shared sampler of pipelines/sampling.py) and encodes the drawn ones in batches with one
-    SentencePiece call. A chunk closes once its drawn copies hold `chunk_chars` characters; its
-    copies are packed in doc_key order. Reading, sampling, encoding and packing in one DoFn keeps
-    token ids out of Beam until they are rows: packing after a shuffle by bucket moved every
-    document through the runner twice (about a tenth of the job's CPU), and Beam's per-element
-    cost stays off the per-document path.
+    Reads the file's documents (checking its sha256 on the way), draws each
+    `copies(passes[lang], seed, lang, id)` times (the shared sampler of pipelines/sampling.py)
+    and encodes the drawn ones in batches with one SentencePiece call. A chunk closes once its
+    drawn copies hold `chunk_chars` characters; its copies are packed in doc_key order.
+    Reading, sampling, encoding and packing in one DoFn keeps token ids out of Beam until they
+    are rows: packing after a shuffle by bucket moved every document through the runner twice
+    (about a tenth of the job's CPU), and Beam's per-element cost stays off the per-document
+    path.
     """
 
     def __init__(
@@ -192,11 +156,11 @@ class TokenizePackFn(beam.DoFn):
             self._sp = spm.SentencePieceProcessor(model_proto=f.read())
         freeze_worker_heap()
 
-    def process(self, part):
-        lang, index, url = part
+    def process(self, element):
+        lang, index, part = element
         passes, seen, drawn, chunks = self._passes[lang], 0, 0, 0
         batch, docs, chars = [], [], 0  # to encode; encoded (key, ids); drawn chars of the chunk
-        for doc in read_clean_docs((lang, url)):
+        for doc in read_part(part):
             n = copies(passes, self._seed, lang, doc["id"])
             seen, drawn = seen + 1, drawn + n
             if not n:

@@ -1,4 +1,4 @@
-"""Paragraphs of a clean corpus, without Beam: reading part files, cutting long paragraphs.
+"""Paragraphs of a clean corpus, without Beam: reading them, cutting long ones.
 
 Shared by the vocabulary sample (pipelines.sample_vocab, the Beam job) and by the vocabulary
 stage itself (its size check and report run in a process that never imports Beam).
@@ -6,28 +6,16 @@ stage itself (its size check and report run in a process that never imports Beam
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 
 from mdeberta import io
+from mdeberta.clean_corpus import Part, read_part
 
 # sentence-final punctuation of the scripts in CC-100, followed by spaces (or not, for CJK)
 _SENTENCE_END = re.compile(r"(?<=[.!?…;؟۔।॥။።։])\s+|(?<=[。！？])")
 _SPACE = re.compile(r"\s+")
 SPLIT_KINDS = ("sentence", "space", "char")
-
-
-class UnreadableInputError(ValueError):
-    """A clean-corpus file that cannot be decompressed or parsed; the message names it."""
-
-
-def read_clean_stats(corpus: str) -> dict:
-    """stats.json of a clean corpus, with an error that names the corpus when it is missing."""
-    url = io.join(corpus, "stats.json")
-    if not io.exists(url):
-        raise FileNotFoundError(f"{url} not found: is {corpus} a clean corpus (mdeberta clean)?")
-    return io.read_json(url)
 
 
 # cutting long paragraphs
@@ -83,35 +71,12 @@ def split_long(text: str, max_bytes: int) -> tuple[list[str], str | None]:
 # reading the clean corpus
 
 
-def corpus_files(corpus: str, languages: list[str]) -> list[tuple[str, str]]:
-    """(lang, url) of every part file of the chosen languages."""
-    files = []
-    for lang in languages:
-        pattern = io.join(corpus, lang, "part-*.jsonl.zst")
-        files.extend((lang, url) for url in io.expand_inputs([pattern]))
-    return files
-
-
-def read_documents(url: str) -> Iterator[dict]:
-    """The documents of one clean-corpus part file; errors name the file and line."""
-    number = 1
-    try:
-        with io.open_file(url, "rt") as f:
-            for line in f:
-                if line.strip():
-                    yield json.loads(line)
-                number += 1
-    except Exception as err:  # zstd, I/O, UTF-8 and JSON errors alike: say which file
-        raise UnreadableInputError(f"{url}: unreadable at line {number} ({err})") from err
-
-
-def read_paragraphs(lang_url: tuple[str, str]) -> Iterator[tuple[str, str, str]]:
+def read_paragraphs(part: Part) -> Iterator[tuple[str, str, str]]:
     """(lang, key, paragraph) for every non-empty paragraph; key = "{doc id}:{index}"."""
-    lang, url = lang_url
-    for doc in read_documents(url):
+    for doc in read_part(part):
         for i, paragraph in enumerate(doc["text"].split("\n")):
             if paragraph.strip():
-                yield lang, f"{doc['id']}:{i}", paragraph
+                yield part.lang, f"{doc['id']}:{i}", paragraph
 
 
 def sample_files(sample_dir: str) -> list[str]:

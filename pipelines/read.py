@@ -25,7 +25,7 @@ import zstandard
 
 from mdeberta import io
 from mdeberta.languages import UnknownLanguageError, canonical_code
-from mdeberta.pipelines.rules import RawDocument, Stats, count, decode_utf8
+from mdeberta.pipelines.accounting import Counts, counts_of
 
 _CHUNK = 1 << 20
 PACK_LEVEL = 1
@@ -38,6 +38,23 @@ CORRUPT_ERRORS = (EOFError, lzma.LZMAError, zlib.error, gzip.BadGzipFile, zstand
 
 class BadInputFileError(RuntimeError):
     """An input file that cannot be read to the end (truncated or corrupt); names the file."""
+
+
+class RawDocument(NamedTuple):
+    """A document as read: its lines joined by "\\n", before any normalisation."""
+
+    lang: str
+    source: int
+    """Index of the input file in the job's sorted file list."""
+    position: int
+    """Ordinal of the document inside its file."""
+    text: str
+    chars: int
+    paragraphs: int
+    flag: str | None = None
+    """A removal reason already known while reading: too_long, bad_json or bad_file."""
+    repaired: bool = False
+    """Whether invalid UTF-8 was dropped while decoding."""
 
 
 class InputFile(NamedTuple):
@@ -59,6 +76,14 @@ def language_from_name(url: str) -> str:
         name = name.removesuffix(suffix)
     code = name.split(".")[0]
     return canonical_code(code)
+
+
+def decode_utf8(data: bytes) -> tuple[str, bool]:
+    """Decode UTF-8, dropping invalid byte sequences; the flag says whether any were dropped."""
+    try:
+        return data.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return data.decode("utf-8", errors="replace").replace("\ufffd", ""), True
 
 
 def plan_inputs(patterns: list[str], languages: set[str] | None) -> list[InputFile]:
@@ -93,40 +118,43 @@ def read_documents(
 
 def file_documents(
     file: InputFile,
-    stats: dict[str, Stats],
+    counts: dict[str, Counts],
     *,
     max_doc_bytes: int,
     languages: set[str] | None = None,
     max_docs: int = 0,
     skip_bad: bool = False,
 ) -> Iterator[RawDocument]:
-    """The documents a job admits from one file, with the counts of the rest in `stats`.
+    """The documents a job admits from one file, with the counts of the rest in `counts`.
 
     At most `max_docs` per language (0: all): a one-language file stops being read there. A
     corrupt file raises BadInputFileError, or with `skip_bad` ends, counted as a bad file.
     Counts not attributable to a language go under the language "".
     """
     lang = file.lang or ""
-    count(stats.setdefault(lang, {}), "input_files")
+    counts_of(counts, lang).input_files += 1
     taken: dict[str, int] = {}
     try:
         for item in read_documents(file, max_doc_bytes=max_doc_bytes, languages=languages):
             if not isinstance(item, RawDocument):  # ("unattributed" | "other_language", x)
-                count(stats.setdefault("", {}), f"{item[0]}/{item[1]}")
+                kind, detail = item
+                nobody = counts_of(counts, "")
+                group = nobody.unattributed if kind == "unattributed" else nobody.other_language
+                group[detail] += 1
                 continue
             taken[item.lang] = taken.get(item.lang, 0) + 1
             if max_docs and taken[item.lang] > max_docs:
                 if not file.jsonl:
                     return  # the rest of a one-language file cannot be admitted
-                count(stats.setdefault(item.lang, {}), "docs_over_cap")
+                counts_of(counts, item.lang).docs_over_cap += 1
                 continue
-            count(stats.setdefault(item.lang, {}), "_chars_read", item.chars)
+            counts_of(counts, item.lang).chars_read += item.chars
             yield item
     except BadInputFileError as e:
         if not skip_bad:
             raise
-        count(stats.setdefault(lang, {}), "bad_files")
-        count(stats.setdefault("", {}), f"bad_file_errors/{e}")
+        counts_of(counts, lang).bad_files += 1
+        counts_of(counts, "").bad_file_errors[str(e)] += 1
 
 
 def _lines(f: IO[bytes]) -> Iterator[tuple[bytes, bool]]:

@@ -23,13 +23,9 @@ import hashlib
 import apache_beam as beam
 
 from mdeberta import io
+from mdeberta.clean_corpus import list_parts, read_stats
 from mdeberta.pipelines.options import pipeline
-from mdeberta.pipelines.paragraphs import (
-    corpus_files,
-    read_clean_stats,
-    read_paragraphs,
-    split_long,
-)
+from mdeberta.pipelines.paragraphs import read_paragraphs, split_long
 from mdeberta.pipelines.sampling import SamplingPlan, copies, plan_sampling, sizes_from_stats
 
 TARGET_FILE_CHARS = 256 << 20  # ~256 MB of text per sample file
@@ -61,8 +57,8 @@ def _add(total: dict[str, int], counts: dict[str, int]) -> None:
 
 
 class _SampleFile(beam.DoFn):
-    """(lang, part file) -> (file index, (sort key, line)) for every drawn line, and one
-    (lang, counts) stats record per part file.
+    """A clean_corpus.Part -> (file index, (sort key, line)) for every drawn line, and one
+    (lang, counts) stats record per part file (whose sha256 is checked as it is read).
 
     Reading, drawing and cutting happen in this one step: a vocabulary sample keeps a small share
     of a large corpus, and paragraphs that are not drawn never become Beam elements. The draw is
@@ -75,11 +71,11 @@ class _SampleFile(beam.DoFn):
         self._passes, self._seed = passes, seed
         self._num_files, self._max_bytes = num_files, max_bytes
 
-    def process(self, lang_url):
-        lang = lang_url[0]
+    def process(self, part):
+        lang = part.lang
         passes = self._passes.get(lang, 0.0)
         counts: dict[str, int] = {"paragraphs_seen": 0}
-        for _, key, paragraph in read_paragraphs(lang_url):
+        for _, key, paragraph in read_paragraphs(part):
             counts["paragraphs_seen"] += 1
             for copy in range(copies(passes, self._seed, lang, key)):
                 lines, kind = split_long(paragraph, self._max_bytes)
@@ -142,7 +138,7 @@ def run_sample(
 ) -> dict:
     """Run the sampling job; returns the sample's stats.json content."""
     langs = [k for k, lp in plan.languages.items() if lp.passes > 0]
-    files = corpus_files(corpus, langs)
+    files = list_parts(corpus, langs)
     num_files = max(1, round(expected_chars(plan, stats) / TARGET_FILE_CHARS))
     io.makedirs(out_dir)
     with pipeline(beam_args or (), workers=workers) as p:
@@ -187,7 +183,7 @@ def sample_job(
     Plain arguments in, plain dicts out: build-vocab runs it in a child process, so that Beam
     (~180 MB resident) is never loaded beside the SentencePiece trainer.
     """
-    stats = read_clean_stats(corpus)
+    stats = read_stats(corpus)
     plan = vocab_sampling_plan(
         stats, alpha=alpha, sentences=sentences, max_passes=max_passes, languages=languages
     )

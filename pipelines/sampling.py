@@ -16,7 +16,8 @@ Pure functions (no Beam needed):
 - ``copies(passes, seed, lang, key)`` -> int: how many times one element is drawn:
   floor(passes) plus one more with probability frac(passes), decided by a hash of
   (seed, lang, key). Same inputs, same answer, on any worker and any runner.
-- ``sizes_from_stats(stats, ...)`` / ``read_clean_stats(corpus)``: p_i from a clean corpus.
+- ``sizes_from_stats(stats, ...)``: p_i from a clean corpus's stats.json
+  (``mdeberta.clean_corpus.read_stats``).
 
 Beam (``ApplySampling``): ``pcoll | ApplySampling(plan, seed=S)`` emits each element
 ``copies(...)`` times. Elements are the clean corpus's documents by default
@@ -38,8 +39,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 
 import apache_beam as beam
-
-from mdeberta.pipelines.paragraphs import read_clean_stats  # noqa: F401 - re-exported for the shard job
 
 # helpers
 

@@ -3,7 +3,9 @@
     python -m mdeberta.pipelines.shard --corpus CLEAN --vocab VOCAB --output SHARDS [--workers N]
         [Beam options]
 
-Steps: list the corpus parts; per part, read documents, draw each `copies(passes_lang)` times with
+Steps: list the corpus parts its manifest lists (refusing a stray or missing one); check that the
+vocabulary fits every language (vocab.coverage: a warning, or with `strict` a refusal); per part,
+read documents (checking the part's sha256 on the way), draw each `copies(passes_lang)` times with
 the shared α-sampler (pipelines/sampling.py: the plan and draws build-vocab uses), tokenise the
 drawn ones in batches with SentencePiece (loaded once per worker) and pack them, a chunk of
 `chunk_chars` characters at a time (pipelines/pack.py); place every sequence by a seeded global
@@ -13,18 +15,22 @@ permutation into shards of `sequences_per_shard`; write the shards, then the man
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import apache_beam as beam
 
 from mdeberta import io
+from mdeberta.clean_corpus import list_parts, read_stats
 from mdeberta.config import config_to_dict
-from mdeberta.manifest import MANIFEST, read_manifest
+from mdeberta.lock import locks_output
+from mdeberta.manifest import MANIFEST
 from mdeberta.pipelines.options import pipeline
 from mdeberta.pipelines.pack import PlaceFn, TokenizePackFn, WriteShardFn
-from mdeberta.pipelines.sampling import plan_sampling, read_clean_stats, sizes_from_stats
+from mdeberta.pipelines.sampling import plan_sampling, sizes_from_stats
 from mdeberta.pipelines.shard_config import ShardConfig
 from mdeberta.shards import vocab_info, write_shards_manifest
+from mdeberta.vocab.coverage import check_vocab_on_corpus
 
 JOB_DIR = "_job"  # the job's scratch files inside the output, removed once the manifest exists
 
@@ -33,19 +39,24 @@ JOB_DIR = "_job"  # the job's scratch files inside the output, removed once the 
 
 
 def plan_job(cfg: ShardConfig):
-    """(sampling plan, {lang: part files}, vocab block) from the inputs."""
-    read_manifest(cfg.corpus, kind="clean-corpus")
+    """(sampling plan, {lang: [clean_corpus.Part]}, vocab block) from the inputs."""
+    stats = read_stats(cfg.corpus)
     vocab = vocab_info(cfg.vocab)
-    actual = io.sha256_file(io.join(cfg.vocab, "spm.model"))
+    with io.open_file(io.join(cfg.vocab, "spm.model"), "rb", compression=None) as f:
+        model = f.read()
+    actual = hashlib.sha256(model).hexdigest()
     if actual != vocab["sha256"]:
         raise ValueError(
             f"{cfg.vocab}/spm.model has sha256 {actual}, its manifest records {vocab['sha256']}"
         )
     wanted = [c.strip() for c in cfg.languages.split(",")] if cfg.languages else None
-    sizes = sizes_from_stats(read_clean_stats(cfg.corpus), "chars_out", wanted)
+    sizes = sizes_from_stats(stats, "chars_out", wanted)
     plan = plan_sampling(sizes, cfg.alpha, cfg.target_chars, cfg.max_passes)
-    langs = [k for k, lp in plan.languages.items() if lp.passes > 0]
-    files = {k: io.expand_inputs([io.join(cfg.corpus, k, "part-*.jsonl.zst")]) for k in langs}
+    parts = list_parts(cfg.corpus, [k for k, lp in plan.languages.items() if lp.passes > 0])
+    check_vocab_on_corpus(cfg.vocab, model, parts, cfg.max_byte_fallback, strict=cfg.strict)
+    files: dict[str, list] = {}
+    for part in parts:
+        files.setdefault(part.lang, []).append(part)
     return plan, files, vocab
 
 
@@ -70,7 +81,7 @@ def prepare_output(cfg: ShardConfig) -> None:
 def build_pipeline(p, cfg: ShardConfig, plan, files, vocab) -> None:
     """Add the job's transforms to pipeline `p`; it ends by writing {output}/_job/stats.json."""
     special = vocab["special_ids"]
-    parts = [(lang, i, url) for lang in sorted(files) for i, url in enumerate(files[lang])]
+    parts = [(lang, i, part) for lang in sorted(files) for i, part in enumerate(files[lang])]
     passes = {k: lp.passes for k, lp in plan.languages.items()}
     tokenize = TokenizePackFn(
         io.join(cfg.vocab, "spm.model"),
@@ -137,6 +148,7 @@ def language_report(plan, languages: dict[str, dict]) -> dict[str, dict]:
     return report
 
 
+@locks_output("cfg.output")
 def run(cfg: ShardConfig, beam_argv: Sequence[str] = ()) -> dict:
     """Run the shard job; return the manifest it wrote."""
     plan, files, vocab = plan_job(cfg)

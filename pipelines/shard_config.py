@@ -15,7 +15,7 @@ from mdeberta.shards import DEFAULT_SEQUENCES_PER_SHARD
 @dataclass
 class ShardConfig:
     corpus: str = ""
-    """Clean corpus directory (mdeberta clean): {lang}/part-*.jsonl.zst, stats.json, manifest."""
+    """Clean corpus directory (mdeberta clean): the part files its manifest lists, stats.json."""
     vocab: str = ""
     """Vocabulary directory (mdeberta build-vocab): spm.model and its manifest."""
     output: str = ""
@@ -42,6 +42,12 @@ class ShardConfig:
     """Local worker processes (FnApiRunner multi_processing when > 1); ignored by other runners."""
     overwrite: bool = False
     """Replace an existing complete output (one with a manifest)."""
+    max_byte_fallback: float = 0.05
+    """Most byte-fallback pieces among a language's ids (on its first 1000 paragraphs) before the
+    vocabulary is said not to fit that language (a warning, or with strict an error)."""
+    strict: bool = False
+    """Refuse a vocabulary that does not fit the corpus (a corpus language it was not trained on,
+    or byte-fallback above max_byte_fallback) instead of warning."""
 
     def __post_init__(self):
         for name in ("corpus", "vocab", "output"):
@@ -57,3 +63,7 @@ class ShardConfig:
         check(self.chunk_chars >= 1, f"chunk_chars must be >= 1, got {self.chunk_chars}")
         check(self.encode_batch >= 1, f"encode_batch must be >= 1, got {self.encode_batch}")
         check(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
+        check(
+            0 <= self.max_byte_fallback <= 1,
+            f"max_byte_fallback must be in [0, 1], got {self.max_byte_fallback}",
+        )

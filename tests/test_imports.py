@@ -35,6 +35,8 @@ ALLOWED = {
     ("mdeberta.vocab.build", "mdeberta.pipelines.sample_vocab"),
     ("mdeberta.vocab.build", "mdeberta.pipelines.paragraphs"),
     ("mdeberta.vocab.report", "mdeberta.pipelines.paragraphs"),
+    # shard checks that the vocabulary fits the corpus with build-vocab's own measure
+    ("mdeberta.pipelines.shard", "mdeberta.vocab.coverage"),
 }
 
 

@@ -27,10 +27,17 @@ SPECIALS = {
 
 
 def write_tiny_vocab(
-    folder: Path, lines: Iterable[str], vocab_size: int, *, tokenizer_files=False, **options
+    folder: Path,
+    lines: Iterable[str],
+    vocab_size: int,
+    *,
+    tokenizer_files=False,
+    sample_languages: Iterable[str] = (),
+    **options,
 ) -> dict:
     """Train on `lines` (SentencePiece `options` on top) and return the shards' vocab block:
-    sha256, url, vocab_size (pieces + [MASK]) and special_ids."""
+    sha256, url, vocab_size (pieces + [MASK]) and special_ids. `sample_languages`: the languages
+    the manifest says the training sample held (as build-vocab records them), if any."""
     model = _io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(lines),
@@ -62,6 +69,11 @@ def write_tiny_vocab(
             "spm_sha256": info["sha256"],
             "vocab_size": info["vocab_size"],
             "special_ids": info["special_ids"],
+            **(
+                {"sample": {"languages": {k: {"paragraphs": 1} for k in sample_languages}}}
+                if sample_languages
+                else {}
+            ),
         },
     )
     return info

@@ -92,8 +92,15 @@ def warmup_linear(warmup_steps: int, total_steps: int):
     return multiplier
 
 
-def build_optimizers(cfg: TrainConfig, model: RTDModel) -> tuple[list, list]:
-    """Joint: one AdamW over G and D. Decoupled: one for G, one for D (E_delta is D's)."""
+def build_optimizers(
+    cfg: TrainConfig, model: RTDModel, fused: bool | None = None
+) -> tuple[list, list]:
+    """Joint: one AdamW over G and D. Decoupled: one for G, one for D (E_delta is D's).
+
+    fused: one kernel per step for all parameters, which also takes fp16's overflow flag on the
+    device; None = when the parameters are on CUDA."""
+    if fused is None:
+        fused = all(p.is_cuda for p in model.parameters())
     if cfg.decoupled:
         parts = [(model.generator, cfg.lr), (model.discriminator, cfg.discriminator_lr or cfg.lr)]
     else:
@@ -104,6 +111,7 @@ def build_optimizers(cfg: TrainConfig, model: RTDModel) -> tuple[list, list]:
             lr=lr,
             betas=(cfg.adam_beta1, cfg.adam_beta2),
             eps=cfg.adam_eps,
+            fused=fused,
         )
         for module, lr in parts
     ]

@@ -116,14 +116,27 @@ class TrainConfig:
     micro_batch_size: int = 32
     """Sequences per process per forward; batch_size / (micro_batch_size * processes) is the number
     of gradient-accumulation steps and must be a whole number."""
-    precision: Literal["auto", "bf16", "fp32"] = "auto"
-    """auto = bf16 autocast on GPU, fp32 on CPU. Weights and optimizer states are always fp32."""
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    """auto = bf16 autocast on GPU, fp32 on CPU; fp16 = autocast with dynamic loss scaling (for
+    GPUs without bf16; skipped steps are counted in metrics.jsonl). Weights and optimizer states
+    are always fp32."""
+    compile: bool = False
+    """torch.compile the model for training: one graph per sequence length, compiled in the first
+    steps (which are therefore slow); eager when false."""
+    compile_backend: str = "inductor"
+    """torch.compile backend: inductor (generated kernels, the fast one), or aot_eager (traces
+    forward and backward without generating code: what the CPU tests use)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """auto = CUDA when available (one GPU per process, from LOCAL_RANK), else CPU."""
     seed: int = 0
     """Seeds model initialisation, data order, masks, replacement sampling and dropout."""
     num_workers: int = 0
-    """DataLoader worker processes per rank (the order of samples does not depend on it)."""
+    """DataLoader worker processes per rank; they also do the masking, so on a GPU use >= 1 (the
+    order of samples and the masks do not depend on it)."""
+    verify_data: bool = False
+    """Hash every token shard against its manifest before the first step (a full read of the
+    data, shared by the ranks). Without it, sizes are checked at start and each shard is hashed
+    when first read."""
     log_interval: int = 10
     """Write a metrics.jsonl line (averaged over this many steps) every this many steps."""
     checkpoint_interval: int = 1000
@@ -138,6 +151,9 @@ class TrainConfig:
     """Export hf/discriminator and hf/generator into the run directory when training finishes."""
     progress_bar: bool = True
     """Show a tqdm progress bar (rank 0) with the losses and tokens/s."""
+    fresh: bool = False
+    """Start over in a run directory that holds an earlier run: delete that run's checkpoints,
+    metrics, export and manifest first (saying what went) instead of resuming from it."""
 
     def __post_init__(self) -> None:
         check(0 < self.mask_prob < 1, f"mask_prob must be in (0, 1), got {self.mask_prob}")
@@ -177,6 +193,7 @@ class TrainConfig:
             f"batch_size ({self.batch_size}) must be a multiple of micro_batch_size "
             f"({self.micro_batch_size})",
         )
+        check(self.compile_backend != "", "compile_backend must name a torch.compile backend")
         check(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
         check(self.log_interval >= 1, f"log_interval must be >= 1, got {self.log_interval}")
         check(

@@ -15,7 +15,8 @@ import torch
 
 from mdeberta import hf, io
 from mdeberta.config import from_dict
-from mdeberta.manifest import write_manifest
+from mdeberta.lock import locks_output
+from mdeberta.manifest import file_records, invalidate, write_manifest
 from mdeberta.model import DebertaForRTD
 from mdeberta.rtd import RTDModel
 from mdeberta.train import checkpoint as ckpt
@@ -23,18 +24,25 @@ from mdeberta.train.build import RUN_INFO, build_model, load_model_configs
 from mdeberta.train.config import TrainConfig
 
 FORMAT_VERSION = 1
+HF_FILES = ("config.json", hf.WEIGHTS, hf.RTD_HEAD)  # what hf.save_pretrained writes
 
 
 def load_run(run_dir: str, checkpoint: str | None = None) -> tuple[RTDModel, dict, int]:
-    """(model in eval mode on CPU, run.json, step) from a checkpoint (default: the latest)."""
-    checkpoint = checkpoint or ckpt.latest_checkpoint(run_dir)
-    if checkpoint is None:
+    """(model in eval mode on CPU, run.json, step) from a checkpoint (default: the newest whose
+    weights verify; newer ones that do not are named, one line each)."""
+    if checkpoint is not None:
+        weights = ckpt.read_weights(checkpoint)
+    elif (found := ckpt.newest_that_loads(run_dir, ckpt.read_weights)) is not None:
+        checkpoint, weights, failures = found
+        for bad, why in failures:
+            print(f"mdeberta: skipped {bad}: {why}", file=sys.stderr)
+    else:
         raise FileNotFoundError(f"{run_dir}: no complete checkpoint under {ckpt.CHECKPOINTS}/")
     info = io.read_json(io.join(run_dir, RUN_INFO))
     cfg = from_dict(TrainConfig, info["config"], source=io.join(run_dir, RUN_INFO))
     disc_cfg, gen_cfg = load_model_configs(info)
     model = build_model(cfg, disc_cfg, gen_cfg, info["vocab"])
-    model.load_state_dict(ckpt.load_weights(io.join(checkpoint, "model.safetensors")))
+    model.load_state_dict(weights)
     return model.eval(), info, ckpt.read_meta(checkpoint)["step"]
 
 
@@ -65,6 +73,7 @@ def _tokenizer_dir(info: dict, tokenizer: str | None) -> str | None:
     return None
 
 
+@locks_output("output")
 @torch.no_grad()
 def export_run(
     run_dir: str, output: str, *, checkpoint: str | None = None, tokenizer: str | None = None
@@ -78,12 +87,14 @@ def export_run(
         ("generator", model.generator, "AutoModelForMaskedLM"),
     ):
         path = io.join(output, name)
+        invalidate(path)  # an interrupted re-export must not look complete
         hf.save_pretrained(module, path, tokenizer_dir=tokenizer_dir)
         write_manifest(
             path,
             "hf-model",
             FORMAT_VERSION,
             {"run": str(run_dir), "step": step},
+            files=file_records(path, [*HF_FILES, *hf.TOKENIZER_FILES]),
             extra={
                 "loads_with": head,
                 "role": name,

@@ -9,25 +9,33 @@ same global batch train the same model (tests/train/test_ddp.py checks it).
     decoupled         G: backward L_MLM, clip, step; then D (which now sees the updated E_G in
                       gdes): backward λ·L_RTD on the replacements G sampled before its update,
                       clip, step; two AdamWs, as the official DeBERTa-v3 trainer
+
+Nothing in a step waits for the device: the DataLoader's workers mask the batches (MaskingCollate)
+into pinned memory, copied without blocking; the counts are all-reduced on the device; losses,
+rates and gradient norms stay there until a log or checkpoint step reads all the steps since the
+last one in a single transfer (`flush`), which is also where a non-finite loss or gradient norm is
+found. A diverged run thus stops at the next log step, before any checkpoint could replace a good
+one. fp16 scales the loss (GradScaler); a step whose gradients overflowed is skipped, not fatal.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
+import re
+import warnings
 from dataclasses import dataclass
 
 import torch
-from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
-from mdeberta.rtd import RTDModel, discriminator_forward, generator_forward
+from mdeberta.precision import autocast, grad_scaler
+from mdeberta.rtd import RTDModel
 from mdeberta.train import checkpoint as ckpt
 from mdeberta.train.config import TrainConfig
 from mdeberta.train.distributed import Dist
-from mdeberta.train.masking import MaskedBatch, mask_tokens
-
-STATS = ("mlm_sum", "mlm_correct", "rtd_sum", "rtd_correct", "replaced", "tokens", "masked")
+from mdeberta.train.masking import MaskedBatch, MaskingCollate
+from mdeberta.train.stats import COUNTS, SUMS, Named, normalised_loss, step_metrics
+from mdeberta.train.wrap import DiscriminatorStep, GeneratorStep, no_sync, wrap
 
 
 class TrainingDiverged(FloatingPointError):
@@ -61,24 +69,15 @@ class Trainer:
             policy=self.cfg.mask_policy,
         )
         self.accumulation = self.cfg.accumulation_steps(self.dist.world_size)
-        self.last_step_tokens = 0
-        self.wrap()
-
-    # setup
-
-    def wrap(self) -> None:
-        """DDP wrappers: the whole RTD model (joint), or G and D separately (decoupled)."""
-        m = self.model
-        if not self.dist.enabled:
-            self.joint, self.gen, self.disc = m, m.generator, m.discriminator
-            return
-        ids = [self.dist.device.index] if self.dist.device.type == "cuda" else None
+        self.scaler = grad_scaler(self.cfg.precision, self.dist.device)  # fp16 only
+        self.pending: list[dict] = []  # per-step values not yet read from the device
         if self.cfg.decoupled:
-            self.joint = None
-            self.gen = DDP(m.generator, device_ids=ids)
-            self.disc = DDP(m.discriminator, device_ids=ids)
+            self.gen = wrap(GeneratorStep(self.model), self.cfg, self.dist)
+            self.disc = wrap(DiscriminatorStep(self.model), self.cfg, self.dist)
         else:
-            self.joint = DDP(m, device_ids=ids)
+            self.joint = wrap(self.model, self.cfg, self.dist)
+
+    # data
 
     def rank_state(self) -> ckpt.RankState:
         epoch, consumed = self.position()
@@ -91,159 +90,157 @@ class Trainer:
         return divmod(epoch * n + consumed + self.samples_read, n)
 
     def batches(self):
-        """Micro-batches [micro_batch_size, seq_len] of this rank, from the current position."""
+        """Masked micro-batches [micro_batch_size, seq_len] of this rank, from the current
+        position and step."""
         self.dataset.set_position(*self.position())
+        collate = MaskingCollate(
+            first_step=self.step,
+            accumulation=self.accumulation,
+            seed=self.cfg.seed,
+            **self.mask_args,
+        )
         # a generator of its own: creating the iterator must not draw from the global RNG,
         # whose state a resumed run restores for dropout
         loader = DataLoader(
             self.dataset,
             batch_size=self.cfg.micro_batch_size,
             num_workers=self.cfg.num_workers,
+            collate_fn=collate,
             pin_memory=self.dist.device.type == "cuda",
             generator=torch.Generator().manual_seed(self.cfg.seed),
         )
         for batch in loader:
-            self.samples_read += len(batch)
+            self.samples_read += len(batch.input_ids)
             yield batch
+
+    def next_step_batches(self, stream) -> list[MaskedBatch]:
+        """This rank's micro-batches of the next step, on the device."""
+        out = []
+        for _ in range(self.accumulation):
+            batch = next(stream)
+            if batch.step != self.step:  # the collate's count of micro-batches went wrong
+                raise RuntimeError(f"a batch masked for step {batch.step} at step {self.step}")
+            out.append(batch.to(self.dist.device))
+        return out
 
     # one optimizer step
 
-    def next_step_batches(self, stream) -> tuple[list[MaskedBatch], torch.Tensor]:
-        """This rank's micro-batches of the next step, masked, and its (masked, tokens) counts."""
-        out, counts = [], torch.zeros(2, dtype=torch.float64)
-        for _ in range(self.accumulation):
-            ids = next(stream)
-            masked = mask_tokens(ids, seed=self.cfg.seed, step=self.step, **self.mask_args)
-            counts += torch.stack([masked.mask.sum(), masked.attention_mask.sum()]).double()
-            out.append(masked.to(self.dist.device))
-        return out, counts
-
-    def train_step(self, batches: list[MaskedBatch], local: torch.Tensor) -> dict[str, float]:
-        counts = self.dist.all_reduce_sum(local.to(self.dist.device)).tolist()
-        n_masked, n_tokens = max(counts[0], 1.0), max(counts[1], 1.0)
+    def train_step(self, batches: list[MaskedBatch]) -> dict:
+        """One optimizer step; returns its values, still on the device (see `flush`)."""
+        counts = Named(COUNTS, self.dist.device)
+        for b in batches:
+            counts.vector += b.counts
+        counts.all_reduce(self.dist)
+        sums = Named(SUMS, self.dist.device)
         if self.cfg.decoupled:
-            stats, norms = self._decoupled_step(batches, n_masked, n_tokens)
+            norms = self._decoupled_step(batches, counts, sums)
         else:
-            stats, norms = self._joint_step(batches, n_masked, n_tokens)
+            norms = self._joint_step(batches, counts, sums)
+        if self.scaler is not None:
+            self.scaler.update()
         lr = self.schedulers[0].get_last_lr()[0]  # the rate this step trained with
-        for scheduler in self.schedulers:
-            scheduler.step()
+        with warnings.catch_warnings():  # a step the fp16 scaler skipped still uses up its rate
+            warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()`"))
+            for scheduler in self.schedulers:
+                scheduler.step()
         self.step += 1
-        self.tokens += int(counts[1])
-        self.last_step_tokens = int(counts[1])
-        return {**self._summarise(stats, norms), "lr": lr}
+        values = step_metrics(sums.all_reduce(self.dist), counts, self.cfg.rtd_weight)
+        return {**values, **norms, "lr": lr, "step_tokens": counts["tokens"]}
 
-    def _joint_step(self, batches, n_masked, n_tokens):
-        stats = torch.zeros(len(STATS), dtype=torch.float64, device=self.dist.device)
+    def _joint_step(self, batches, counts: Named, sums: Named) -> dict[str, torch.Tensor]:
         self.optimizers[0].zero_grad(set_to_none=True)
         for i, b in enumerate(batches):
-            with self._sync(self.joint, i):
-                with self._autocast():
-                    out = self.joint(
-                        b.input_ids, b.attention_mask, b.masked_ids, b.mask, b.sample_noise
-                    )
-                mlm_sum = _mlm_sum(out)
-                loss = mlm_sum / n_masked + self.cfg.rtd_weight * out["rtd_sum"] / n_tokens
-                (loss * self.dist.world_size).backward()  # DDP averages; we want the global sum
-            stats += _stat_vector(out, mlm_sum)
-        stats = self._global(stats)
-        self._check_finite(stats, n_masked, n_tokens)
-        norm = self._clip_and_step(self.optimizers[0], self.model.parameters(), "")
-        return stats, {"grad_norm": norm}
+            with no_sync(self.joint, last=i == len(batches) - 1):
+                with autocast(self.cfg.precision, self.dist.device):
+                    out = self.joint(*b.model_inputs())
+                self._backward(out, counts)
+            sums.add(out)
+        return {"grad_norm": self._clip_and_step(self.optimizers[0], self.model.parameters())}
 
-    def _decoupled_step(self, batches, n_masked, n_tokens):
-        stats = torch.zeros(len(STATS), dtype=torch.float64, device=self.dist.device)
-        never = self.model.never_sample
+    def _decoupled_step(self, batches, counts: Named, sums: Named) -> dict[str, torch.Tensor]:
         g_opt, d_opt = self.optimizers
         g_opt.zero_grad(set_to_none=True)
         samples = []
         for i, b in enumerate(batches):
-            with self._sync(self.gen, i):
-                with self._autocast():
-                    g = generator_forward(
-                        self.gen,
-                        b.masked_ids,
-                        b.attention_mask,
-                        b.input_ids,
-                        b.mask,
-                        b.sample_noise,
-                        never,
-                    )
-                mlm_sum = _mlm_sum({**g, "masked": b.mask.sum()})
-                (mlm_sum / n_masked * self.dist.world_size).backward()
+            with no_sync(self.gen, last=i == len(batches) - 1):
+                with autocast(self.cfg.precision, self.dist.device):
+                    g = self.gen(*b.model_inputs())
+                self._backward(g, counts)
             samples.append(g["sampled"])
-            stats[0] += mlm_sum.detach().double()
-            stats[1] += g["mlm_correct"].double()
-        g_stats = self._global(stats.clone())
-        self._check_finite(g_stats, n_masked, n_tokens, rtd=False)
-        g_norm = self._clip_and_step(g_opt, self.model.generator.parameters(), "generator")
+            sums.add(g)
+        g_norm = self._clip_and_step(g_opt, self.model.generator.parameters())
         d_opt.zero_grad(set_to_none=True)
         for i, (b, sampled) in enumerate(zip(batches, samples, strict=True)):
-            with self._sync(self.disc, i):
-                with self._autocast():
-                    d = discriminator_forward(
-                        self.disc, b.input_ids, b.attention_mask, b.mask, sampled
-                    )
-                (self.cfg.rtd_weight * d["rtd_sum"] / n_tokens * self.dist.world_size).backward()
-            d["masked"] = b.mask.sum()
-            stats += _stat_vector(d, None)
-        stats = self._global(stats)
-        self._check_finite(stats, n_masked, n_tokens)
-        d_norm = self._clip_and_step(d_opt, self.model.discriminator.parameters(), "discriminator")
-        return stats, {"grad_norm_generator": g_norm, "grad_norm_discriminator": d_norm}
+            with no_sync(self.disc, last=i == len(batches) - 1):
+                with autocast(self.cfg.precision, self.dist.device):
+                    d = self.disc(b.input_ids, b.attention_mask, b.positions, sampled)
+                self._backward(d, counts)
+            sums.add(d)
+        d_norm = self._clip_and_step(d_opt, self.model.discriminator.parameters())
+        return {"grad_norm_generator": g_norm, "grad_norm_discriminator": d_norm}
 
-    def _sync(self, module, i: int):
-        """DDP all-reduces gradients only on the last micro-batch of a step."""
-        last = i == self.accumulation - 1
-        if isinstance(module, DDP) and not last:
-            return module.no_sync()
-        return contextlib.nullcontext()
+    def _backward(self, out: dict, counts: Named) -> None:
+        # DDP averages gradients over ranks; the world size turns that back into the global sum
+        loss = normalised_loss(out, counts, self.cfg.rtd_weight) * self.dist.world_size
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
 
-    def _autocast(self):
-        """bf16 autocast on GPU (precision auto or bf16), plain fp32 otherwise."""
-        cfg, device = self.cfg, self.dist.device
-        if cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda"):
-            return torch.autocast(device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    def _global(self, stats: torch.Tensor) -> torch.Tensor:
-        return self.dist.all_reduce_sum(stats)
-
-    def _check_finite(self, stats, n_masked, n_tokens, rtd: bool = True) -> None:
-        mlm = stats[0].item() / n_masked
-        rtd_loss = stats[2].item() / n_tokens if rtd else 0.0
-        if not (math.isfinite(mlm) and math.isfinite(rtd_loss)):
-            self._diverged(f"loss is not finite (mlm {mlm}, rtd {rtd_loss})")
-
-    def _clip_and_step(self, optimizer, params, which: str) -> float:
+    def _clip_and_step(self, optimizer, params) -> torch.Tensor:
+        """Clip to grad_clip and step; the norm (before clipping) stays on the device. Under fp16
+        the gradients are unscaled first and the step is skipped if they overflowed: fused AdamW
+        (CUDA) reads the overflow flag on the device, others make the scaler read it."""
+        if self.scaler is not None:
+            self.scaler.unscale_(optimizer)
         limit = self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
-        norm = torch.nn.utils.clip_grad_norm_(list(params), limit).item()
-        if not math.isfinite(norm):
-            self._diverged(f"{which or 'the'} gradient norm is not finite ({norm})".strip())
-        optimizer.step()
+        norm = torch.nn.utils.clip_grad_norm_(list(params), limit)
+        if self.scaler is not None:
+            self.scaler.step(optimizer)
+        else:
+            optimizer.step()
         return norm
 
-    def _diverged(self, what: str) -> None:
+    # reading the device: log and checkpoint steps only
+
+    def flush(self, logger) -> None:
+        """Read the values of the steps since the last flush (one transfer), stop if one of them
+        diverged, and hand them to the logger."""
+        if not self.pending:
+            return
+        keys = [k for k, v in self.pending[0].items() if isinstance(v, torch.Tensor)]
+        rows = torch.stack([torch.stack([p[k].double() for k in keys]) for p in self.pending])
+        first = self.step - len(self.pending) + 1
+        scale = {"loss_scale": self.scaler.get_scale()} if self.scaler is not None else {}
+        for offset, (pending, row) in enumerate(zip(self.pending, rows.tolist(), strict=True)):
+            values = {**pending, **dict(zip(keys, row, strict=True)), **scale}
+            step_tokens = int(values.pop("step_tokens"))
+            self._check(first + offset, values)
+            self.tokens += step_tokens
+            logger.update(first + offset, self.tokens, step_tokens, values)
+        self.pending.clear()
+
+    def _check(self, step: int, values: dict[str, float]) -> None:
+        """A non-finite loss stops the run; so does a non-finite gradient norm, except under
+        fp16, where it means the scaler skipped the step (counted in skipped_steps, and the norm
+        is left out of the averages)."""
+        mlm, rtd = values["mlm_loss"], values["rtd_loss"]
+        if not (math.isfinite(mlm) and math.isfinite(rtd)):
+            self._diverged(step, f"loss is not finite (mlm {mlm}, rtd {rtd})")
+        norms = [k for k in values if k.startswith("grad_norm")]
+        overflowed = [k for k in norms if not math.isfinite(values[k])]
+        if overflowed and self.scaler is None:
+            which = overflowed[0].removeprefix("grad_norm").strip("_") or "the"
+            self._diverged(step, f"{which} gradient norm is not finite ({values[overflowed[0]]})")
+        if self.scaler is not None:
+            values["skipped_steps"] = float(bool(overflowed))
+            for k in overflowed:
+                del values[k]
+
+    def _diverged(self, step: int, what: str) -> None:
         last = ckpt.latest_checkpoint(self.run_dir)
         kept = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
         raise TrainingDiverged(
-            f"step {self.step + 1}: {what}; stopping without saving, {kept}. Lower lr or raise "
+            f"step {step}: {what}; stopping without saving, {kept}. Lower lr or raise "
             "warmup_steps (--set ...) or check the data, then rerun to resume from it."
         )
-
-    def _summarise(self, stats: torch.Tensor, norms: dict) -> dict[str, float]:
-        s = dict(zip(STATS, stats.tolist(), strict=True))
-        masked, tokens = max(s["masked"], 1.0), max(s["tokens"], 1.0)
-        mlm, rtd = s["mlm_sum"] / masked, s["rtd_sum"] / tokens
-        return {
-            "loss": mlm + self.cfg.rtd_weight * rtd,
-            "mlm_loss": mlm,
-            "mlm_accuracy": s["mlm_correct"] / masked,
-            "rtd_loss": rtd,
-            "rtd_accuracy": s["rtd_correct"] / tokens,
-            "replaced_fraction": s["replaced"] / tokens,
-            **norms,
-        }
 
     # checkpoints
 
@@ -260,6 +257,7 @@ class Trainer:
             world_size=self.dist.world_size,
             barrier=self.dist.barrier,
             keep=self.cfg.keep_checkpoints,
+            scaler=self.scaler,
         )
 
     def run(self, logger) -> None:
@@ -267,29 +265,13 @@ class Trainer:
         stream = self.batches()
         self.model.train()
         while self.step < self.cfg.steps:
-            values = self.train_step(*self.next_step_batches(stream))
-            logger.update(self.step, self.tokens, self.last_step_tokens, values)
-            if self.step % self.cfg.checkpoint_interval == 0 or self.step == self.cfg.steps:
-                self.save()
+            self.advance(self.next_step_batches(stream), logger)
 
-
-def _mlm_sum(out: dict) -> torch.Tensor:
-    """G's summed MLM loss (its mean times the local count; 0 when nothing is masked here)."""
-    masked = out["masked"]
-    # mean over no positions is NaN; where() keeps it out of both the value and the gradient
-    return torch.where(masked > 0, out["mlm_loss"] * masked, out["mlm_loss"].new_zeros(()))
-
-
-def _stat_vector(out: dict, mlm_sum: torch.Tensor | None) -> torch.Tensor:
-    values = [
-        mlm_sum.detach() if mlm_sum is not None else 0.0,
-        out.get("mlm_correct", 0.0),
-        out["rtd_sum"].detach(),
-        out["rtd_correct"],
-        out["replaced"],
-        out["tokens"],
-        out["masked"],
-    ]
-    return torch.stack(
-        [torch.as_tensor(v, dtype=torch.float64, device=out["tokens"].device) for v in values]
-    )
+    def advance(self, batches: list[MaskedBatch], logger) -> None:
+        """One step; at a log or checkpoint step, read what the device holds (and save)."""
+        self.pending.append(self.train_step(batches))
+        checkpoint = self.step % self.cfg.checkpoint_interval == 0 or self.step == self.cfg.steps
+        if checkpoint or self.step % self.cfg.log_interval == 0:
+            self.flush(logger)
+        if checkpoint:
+            self.save()

@@ -4,15 +4,22 @@ One JSON object per logged step (rank 0 writes), averaged over the steps since t
 
     step, tokens, lr, loss, mlm_loss, mlm_accuracy, rtd_loss, rtd_accuracy, replaced_fraction,
     grad_norm (joint) or grad_norm_generator / grad_norm_discriminator (decoupled),
-    tokens_per_s, elapsed_s
+    tokens_per_s, elapsed_s, and under fp16: skipped_steps (steps the loss scaler skipped
+    since the previous line: a sum; their gradient norms are left out of the averages) and
+    loss_scale (at the logged step)
 
 Everything except tokens_per_s and elapsed_s is deterministic, so an interrupted and resumed run
 writes the same lines as an uninterrupted one (the tests compare them).
+
+A kill or a full disk during an append leaves a torn last line (no final newline): readers skip it
+and resume drops it, each with a one-line notice. Damage anywhere else is an error naming the file
+and line.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections import defaultdict
 from typing import Any
@@ -22,6 +29,8 @@ from mdeberta import io
 METRICS = "metrics.jsonl"
 CURVES = "curves.png"
 TIMING_KEYS = ("tokens_per_s", "elapsed_s")
+SUMMED = ("skipped_steps",)  # totals over the window, not averages
+LATEST = ("loss_scale",)  # the value at the logged step
 
 
 class MetricsLogger:
@@ -41,7 +50,7 @@ class MetricsLogger:
         self.interval = interval
         self.enabled = enabled
         self.sums: dict[str, float] = defaultdict(float)
-        self.count = 0
+        self.counts: dict[str, int] = defaultdict(int)  # steps that reported each key
         self.window_tokens = 0
         self.window_start = time.perf_counter()
         self.run_start = time.perf_counter()
@@ -53,8 +62,8 @@ class MetricsLogger:
     def update(self, step: int, tokens: int, step_tokens: int, values: dict[str, float]) -> None:
         """Record one optimizer step's global values; log when the interval is reached."""
         for key, value in values.items():
-            self.sums[key] += float(value)
-        self.count += 1
+            self.sums[key] = float(value) + (0.0 if key in LATEST else self.sums[key])
+            self.counts[key] += 1
         self.window_tokens += step_tokens
         if self.bar is not None:
             self.bar.update(1)
@@ -64,11 +73,14 @@ class MetricsLogger:
     def _write(self, step: int, tokens: int) -> None:
         now = time.perf_counter()
         line: dict[str, Any] = {"step": step, "tokens": tokens}
-        line.update({k: v / self.count for k, v in sorted(self.sums.items())})
+        kept = SUMMED + LATEST
+        line.update(
+            {k: v if k in kept else v / self.counts[k] for k, v in sorted(self.sums.items())}
+        )
         line["tokens_per_s"] = self.window_tokens / max(now - self.window_start, 1e-9)
         line["elapsed_s"] = now - self.run_start
         self.sums.clear()
-        self.count = 0
+        self.counts.clear()
         self.window_tokens = 0
         self.window_start = now
         if not self.enabled:
@@ -111,20 +123,49 @@ def _tensorboard(run_dir: str):
 
 
 def read_metrics(run_dir: str) -> list[dict[str, Any]]:
+    """The rows of a run's metrics.jsonl (a torn last line is skipped, with a notice)."""
     path = io.join(run_dir, METRICS)
     if not io.exists(path):
         return []
-    return [json.loads(line) for line in io.read_text(path).splitlines() if line.strip()]
+    return [row for _, row in _parse_lines(path, "skipped")]
 
 
 def truncate_metrics(path: str, step: int) -> None:
-    """Drop lines logged after `step` (written after the checkpoint a resumed run starts from)."""
+    """Drop lines logged after `step` (written after the checkpoint a resumed run starts from),
+    and a torn last line."""
     if not io.exists(path):
         return
-    lines = [line for line in io.read_text(path).splitlines() if line.strip()]
-    kept = [line for line in lines if json.loads(line)["step"] <= step]
-    if len(kept) != len(lines):
-        io.write_text(path, "".join(line + "\n" for line in kept))
+    text = io.read_text(path)
+    kept = [line for line, row in _parse_lines(path, "dropped", text) if row["step"] <= step]
+    repaired = "".join(line + "\n" for line in kept)
+    if repaired != text:
+        io.write_text(path, repaired)
+
+
+def _parse_lines(path: str, verb: str, text: str | None = None) -> list[tuple[str, dict]]:
+    """(line, row) of each complete line; a last line without its newline that does not parse
+    is torn: `verb` (skipped, dropped) with a notice."""
+    text = io.read_text(path) if text is None else text
+    lines = text.split("\n")  # the piece after the last newline: "" or a torn line
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or not isinstance(row.get("step"), int):
+                raise ValueError("not a metrics row (an object with an integer step)")
+        except ValueError as e:
+            if number == len(lines):
+                print(
+                    f"mdeberta: {path}: {verb} a torn last line ({len(line)} characters, the "
+                    "run was stopped while appending it)",
+                    file=sys.stderr,
+                )
+                break
+            raise ValueError(f"{path}:{number}: not a valid metrics line ({e})") from None
+        rows.append((line, row))
+    return rows
 
 
 def plot_curves(run_dir: str, output: str | None = None) -> str:

@@ -2,9 +2,11 @@
 
     manifest = build_vocab(VocabConfig(corpus="clean/", output="vocab/", vocab_size=250_000))
 
-Steps: check the corpus (manifest, stats), plan the sample (pipelines.sample_vocab), draw it with
-Beam, check that the vocabulary size is possible and that the trainer fits in memory, train,
-write spm.model / spm.vocab / the Hugging Face tokenizer files / the report, and the manifest last.
+Steps: check the corpus (its manifest lists exactly its part files; stats), plan the sample
+(pipelines.sample_vocab), draw it with Beam (checking each part's sha256 as it is read), check that
+the vocabulary size is possible and that the trainer fits in memory, train, write spm.model /
+spm.vocab / the Hugging Face tokenizer files / the report, check that the vocabulary fits every
+language (vocab.coverage: a warning, or with strict a refusal), and write the manifest last.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from collections.abc import Iterator
 from dataclasses import asdict
 
 from mdeberta import io
+from mdeberta.clean_corpus import list_parts, read_stats
 from mdeberta.config import config_to_dict
 from mdeberta.languages import resolve_languages
-from mdeberta.manifest import invalidate, read_manifest, write_manifest
-from mdeberta.pipelines.paragraphs import read_clean_stats, sample_files, split_long
+from mdeberta.lock import locks_output
+from mdeberta.manifest import invalidate, write_manifest
+from mdeberta.pipelines.paragraphs import sample_files, split_long
 from mdeberta.vocab.config import VocabConfig
+from mdeberta.vocab.coverage import check_coverage, coverage_problems, trained_languages
 from mdeberta.vocab.report import build_report, report_paragraphs, write_report
 from mdeberta.vocab.tokenizer import load_model_proto, write_tokenizer_files
 from mdeberta.vocab.train import check_vocab_size, plan_memory, train_spm
@@ -71,7 +76,11 @@ def _write_vocab_files(out: str, model: bytes) -> dict:
 
 
 def _report(cfg: VocabConfig, model: bytes, languages: list[str]) -> dict:
-    texts = {k: list(report_paragraphs(cfg.corpus, k, cfg.report_paragraphs)) for k in languages}
+    parts = list_parts(cfg.corpus, languages)
+    texts = {
+        k: list(report_paragraphs([p for p in parts if p.lang == k], cfg.report_paragraphs))
+        for k in languages
+    }
     compare = None
     if cfg.compare:
         with io.open_file(cfg.compare, "rb") as f:
@@ -112,12 +121,15 @@ def _sample_job(corpus: str, sample_dir: str, job: dict) -> dict:
     return sample_job(corpus, sample_dir, **job)
 
 
+@locks_output("cfg.output")
 def build_vocab(cfg: VocabConfig, beam_args: list[str] | None = None) -> dict:
     """Build the vocabulary directory `cfg.output` from the clean corpus `cfg.corpus`."""
     if not cfg.corpus or not cfg.output:
         raise ValueError("both corpus and output are required")
-    read_manifest(cfg.corpus, kind="clean-corpus")  # a complete clean corpus, or a clear error
-    read_clean_stats(cfg.corpus)  # fail here, not in the sampling process, when it is missing
+    # a complete clean corpus and exactly its files, or a clear error: here, not in the sampling
+    # process, and before anything is written
+    list_parts(cfg.corpus, _languages(cfg))
+    read_stats(cfg.corpus)
     invalidate(cfg.output)  # rebuilding: never look complete midway
     if io.exists(sample := io.join(cfg.output, "sample")):  # and no old sample parts
         fs, path = io.url_to_fs(sample)
@@ -137,7 +149,8 @@ def build_vocab(cfg: VocabConfig, beam_args: list[str] | None = None) -> dict:
     clock.lap("train")
     special = _write_vocab_files(cfg.output, model)
     clock.lap("tokenizer_files")
-    _report(cfg, model, sorted(plan["languages"]))
+    report = _report(cfg, model, sorted(plan["languages"]))
+    _check_coverage(cfg, report, sample)
     clock.lap("report")
     if not cfg.keep_sample:
         fs, path = io.url_to_fs(io.join(cfg.output, "sample"))
@@ -145,6 +158,14 @@ def build_vocab(cfg: VocabConfig, beam_args: list[str] | None = None) -> dict:
     seconds = {"wall": clock.laps, "cpu": clock.cpu_laps}
     extra = {"sample": sample, "plan": plan, "memory": memory, "seconds": seconds}
     return _write_manifest(cfg, model, special, **extra)
+
+
+def _check_coverage(cfg: VocabConfig, report: dict, sample: dict) -> None:
+    """Every language the vocabulary is built for drawn into its sample, and none spelled byte by
+    byte (on the report's paragraphs): a warning, or with strict a refusal."""
+    trained = trained_languages({"sample": sample})
+    problems = coverage_problems(report["languages"], trained, cfg.max_byte_fallback)
+    check_coverage(problems, cfg.output, strict=cfg.strict)
 
 
 def _portable(model: bytes) -> bytes:

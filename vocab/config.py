@@ -14,7 +14,7 @@ NORMALIZATIONS = ("nmt_nfkc", "nfkc", "nmt_nfkc_cf", "nfkc_cf", "identity")
 @dataclass
 class VocabConfig:
     corpus: str = ""
-    """Clean corpus directory (any fsspec URL): {lang}/part-*.jsonl.zst, stats.json, manifest."""
+    """Clean corpus directory (any fsspec URL): the part files its manifest lists, stats.json."""
     output: str = ""
     """Vocabulary directory to write (any fsspec URL)."""
     languages: str | None = None
@@ -63,6 +63,12 @@ class VocabConfig:
     """Paragraphs per language, read from the start of the clean corpus, for report.json."""
     compare: str | None = None
     """Another SentencePiece model (e.g. mDeBERTa's spm.model) to report beside ours."""
+    max_byte_fallback: float = 0.05
+    """Most byte-fallback pieces among a language's ids (on the report's paragraphs) before the
+    vocabulary is said not to fit that language (a warning, or with strict an error)."""
+    strict: bool = False
+    """Refuse to write a vocabulary that does not fit its corpus (a language with no paragraph in
+    the sample, or byte-fallback above max_byte_fallback) instead of warning."""
 
     def __post_init__(self):
         check(self.vocab_size >= 16, f"vocab_size must be >= 16, got {self.vocab_size}")
@@ -95,6 +101,10 @@ class VocabConfig:
             self.memory_limit_gb >= 0, f"memory_limit_gb must be >= 0, got {self.memory_limit_gb}"
         )
         check(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
+        check(
+            0 <= self.max_byte_fallback <= 1,
+            f"max_byte_fallback must be in [0, 1], got {self.max_byte_fallback}",
+        )
         check(
             self.report_paragraphs >= 0,
             f"report_paragraphs must be >= 0, got {self.report_paragraphs}",

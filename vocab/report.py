@@ -14,8 +14,9 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 
 from mdeberta import io
+from mdeberta.clean_corpus import Part
 from mdeberta.languages import UNICODE_SCRIPT_NAMES, UnknownLanguageError, get_language
-from mdeberta.pipelines.paragraphs import corpus_files, read_paragraphs
+from mdeberta.pipelines.paragraphs import read_paragraphs
 
 COMMON = "Zyyy"  # ISO 15924: undetermined / common script
 BYTE = "bytes"  # byte-fallback pieces
@@ -84,18 +85,18 @@ def language_metrics(sp, paragraphs: Iterable[str], space_separated: bool) -> di
     }
 
 
-def _space_separated(lang: str) -> bool:
+def space_separated(lang: str) -> bool:
     try:
         return get_language(lang).space_separated
     except UnknownLanguageError:
         return True
 
 
-def report_paragraphs(corpus: str, lang: str, limit: int) -> Iterator[str]:
-    """The first `limit` paragraphs of a language in the clean corpus, in file order."""
+def report_paragraphs(parts: Iterable[Part], limit: int) -> Iterator[str]:
+    """The first `limit` paragraphs of these clean-corpus parts (one language's), in file order."""
     count = 0
-    for lang_url in corpus_files(corpus, [lang]):
-        for _, _, paragraph in read_paragraphs(lang_url):
+    for part in parts:
+        for _, _, paragraph in read_paragraphs(part):
             if count >= limit:
                 return
             count += 1
@@ -116,7 +117,7 @@ def build_report(
     other = _processor(compare) if compare is not None else None
     languages = {}
     for lang, paragraphs in sorted(texts.items()):
-        spaced = _space_separated(lang)
+        spaced = space_separated(lang)
         row = language_metrics(ours, paragraphs, spaced)
         if other is not None:
             row["compare"] = language_metrics(other, paragraphs, spaced)

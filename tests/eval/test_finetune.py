@@ -87,3 +87,27 @@ def test_linear_schedule_warms_up_then_decays():
 def test_recipe_is_validated():
     with pytest.raises(ValueError, match="precision must be one of"):
         FinetuneConfig(precision="fp8")
+
+
+def test_fp16_fine_tuning_learns_as_fp32_does(hf_model_dir):
+    cfg = FinetuneConfig(
+        epochs=8,
+        lr=5e-3,
+        batch_size=16,
+        max_length=32,
+        warmup_steps=0,
+        eval_steps=0,
+        seed=3,
+        precision="fp16",
+    )
+    with ft.deterministic(cfg.seed):
+        clf = ft.load_classifier(str(hf_model_dir))
+        train = ft.encode(clf.tokenizer, keyword_pairs(96, seed=0), cfg.max_length)
+        dev = ft.encode(clf.tokenizer, keyword_pairs(48, seed=1), cfg.max_length)
+        result = ft.finetune(clf, train, dev, cfg)
+    history = result.history
+    assert [h["skipped_steps"] for h in history] == [0] * 8  # a loss near 1 fits at scale 2^16
+    assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
+    assert result.best_dev_accuracy >= 0.9
+    preds = ft.predict(clf, dev, batch_size=16, precision="fp16")
+    assert ft.accuracy(preds, dev) == result.best_dev_accuracy

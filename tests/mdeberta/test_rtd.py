@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mdeberta.model import DebertaConfig, DebertaForMaskedLM, DebertaForRTD
-from mdeberta.rtd import RTDModel, discriminator_inputs, sample_replacements
+from mdeberta.rtd import (
+    RTDModel,
+    discriminator_inputs,
+    masked_positions,
+    rtd_loss,
+    sample_replacements,
+)
 
 V, MASK = 40, 39
 SPECIAL = [0, 1, 2, 3, MASK]
@@ -40,7 +47,7 @@ def batch(seed: int = 0):
 
 def losses(model: RTDModel):
     out = model(*batch())
-    return out["mlm_loss"], out["rtd_sum"]
+    return out["mlm_sum"], out["rtd_sum"]
 
 
 def grad_of(t: torch.Tensor | None) -> float | None:
@@ -114,11 +121,11 @@ def test_sharing_needs_equal_widths():
 def test_labels_when_generator_samples_the_original():
     ids, _, _, mask, _ = batch()
     originals = ids[mask]
-    disc_ids, labels = discriminator_inputs(ids, mask, originals)
+    disc_ids, labels = discriminator_inputs(ids, masked_positions(mask), originals)
     assert torch.equal(disc_ids, ids) and labels.sum() == 0  # sampled == original -> "original"
     other = originals.clone()
     other[::2] = torch.where(originals[::2] == 5, 6, 5)
-    disc_ids, labels = discriminator_inputs(ids, mask, other)
+    disc_ids, labels = discriminator_inputs(ids, masked_positions(mask), other)
     assert labels[mask].tolist() == (other != originals).long().tolist()
     assert labels[~mask].sum() == 0
 
@@ -161,4 +168,33 @@ def test_forward_reports_consistent_counts():
     out = model(ids, attn, masked, mask, noise)
     assert out["tokens"] == attn.sum() and out["masked"] == mask.sum()
     assert 0 <= out["replaced"] <= out["masked"]
-    assert torch.isfinite(out["mlm_loss"]) and out["rtd_sum"] > 0
+    assert torch.isfinite(out["mlm_sum"]) and out["rtd_sum"] > 0
+
+
+def test_rtd_loss_is_the_official_bce_summed_over_non_pad_tokens():
+    model = tiny_rtd("gdes").discriminator.eval()
+    ids, attn, *_ = batch()
+    labels = torch.randint(0, 2, ids.shape)
+    with torch.no_grad():
+        logits = model(ids, attn).logits
+    keep = attn.bool()  # every non-pad token, [CLS]/[SEP] included
+    expected = F.binary_cross_entropy_with_logits(logits[keep], labels[keep].float())
+    torch.testing.assert_close(rtd_loss(logits, labels, keep) / keep.sum(), expected)
+    full = F.binary_cross_entropy_with_logits(logits, labels.float(), reduction="sum")
+    torch.testing.assert_close(rtd_loss(logits, labels), full)  # no mask: every token
+
+
+def test_both_losses_are_sums_and_padded_positions_add_nothing():
+    model = tiny_rtd("gdes")
+    ids, attn, masked, mask, noise = batch()
+    exact = model(ids, attn, masked, mask, noise)
+    # positions padded to a fixed size with an unmasked token (as the collate does for compile)
+    positions = torch.cat([masked_positions(mask), torch.zeros(5, dtype=torch.long)])
+    padded = model(ids, attn, masked, mask, noise, positions=positions)
+    for key in ("mlm_sum", "mlm_correct", "rtd_sum", "rtd_correct", "replaced", "tokens"):
+        torch.testing.assert_close(padded[key], exact[key])
+    gen = model.generator.eval()
+    with torch.no_grad():  # mlm_sum is the mean cross-entropy times the count, not the mean
+        labels = torch.where(mask, ids, -100)
+        mean = gen(masked, attn, labels=labels).loss
+    torch.testing.assert_close(exact["mlm_sum"].detach(), mean * mask.sum(), rtol=1e-5, atol=1e-5)

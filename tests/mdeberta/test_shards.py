@@ -1,3 +1,4 @@
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from torch.utils.data import DataLoader
 
 from mdeberta import io
-from mdeberta.manifest import IncompleteArtifactError
+from mdeberta.manifest import IncompleteArtifactError, ManifestError
 from mdeberta.shard_reader import ShardDataset
 from mdeberta.shards import (
     ShardFormatError,
@@ -19,6 +20,7 @@ from mdeberta.shards import (
     verify_shards,
     vocab_info,
     write_shard,
+    write_shards_manifest,
     write_token_shards,
 )
 from tests.tiny_vocab import write_tiny_vocab
@@ -216,12 +218,47 @@ def test_remote_checksum_mismatch_names_the_url(tmp_path):
 def test_truncated_shard_is_named(tmp_path):
     url = make(tmp_path, n=20, per_shard=10)
     shard = tmp_path / "shard-00001.bin"
-    shard.write_bytes(shard.read_bytes()[:-5])
     ds = ShardDataset(url)
+    shard.write_bytes(shard.read_bytes()[:-5])  # after the reader checked the sizes
     with pytest.raises(ShardFormatError, match=r"shard-00001\.bin: .* truncated"):
         take(iter(ds), 20)
     with pytest.raises(ShardFormatError, match=r"shard-00001\.bin"):
         verify_shards(url)
+
+
+def test_every_shard_size_is_checked_when_the_reader_opens(tmp_path):
+    url = make(tmp_path, n=30, per_shard=10)
+    shard = tmp_path / "shard-00002.bin"
+    shard.write_bytes(shard.read_bytes()[:-4])
+    with pytest.raises(ShardFormatError, match=r"shard-00002\.bin: .* truncated"):
+        ShardDataset(url)
+    shard.unlink()
+    with pytest.raises(ShardFormatError, match=r"shard-00002\.bin: listed in .* but missing"):
+        ShardDataset(url)
+
+
+def test_verify_hashes_every_shard_before_any_is_read(tmp_path):
+    url = make(tmp_path, n=30, per_shard=10)
+    shard = tmp_path / "shard-00002.bin"
+    data = bytearray(shard.read_bytes())
+    data[7] ^= 0x10
+    shard.write_bytes(bytes(data))
+    ds = ShardDataset(url)  # same size: opening finds nothing
+    with pytest.raises(ShardFormatError, match=r"shard-00002\.bin: sha256 .* corrupt"):
+        ds.verify_all()
+
+
+def test_a_cached_remote_shard_is_verified_by_hash_not_size(tmp_path):
+    url = make(f"memory://cached-{tmp_path.name}", n=10, per_shard=10)
+    cache = tmp_path / "cache"
+    want = take(iter(ShardDataset(url, seed=4, cache_dir=str(cache))), 10)
+    (cached,) = cache.glob("*.bin")
+    data = bytearray(cached.read_bytes())
+    data[9] ^= 0x01  # the same size, other bytes
+    cached.write_bytes(bytes(data))
+    again = take(iter(ShardDataset(url, seed=4, cache_dir=str(cache))), 10)
+    assert all(torch.equal(a, b) for a, b in zip(again, want, strict=True))
+    assert cached.read_bytes() != bytes(data)  # fetched again, verified
 
 
 def test_checksum_mismatch_is_named(tmp_path):
@@ -271,3 +308,75 @@ def test_writer_module_stays_light():
     code = "import sys, mdeberta.shards; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def craft(url, **entry):
+    """Rewrite the first shard entry of a shard manifest with `entry`'s fields."""
+    manifest = io.read_json(io.join(url, "manifest.json"))
+    manifest["shards"][0].update(entry)
+    io.write_json(io.join(url, "manifest.json"), manifest)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"name": "../other/shard-00000.bin"},
+        {"name": "/tmp/shard-00000.bin"},
+        {"name": "shard-0.bin"},
+        {"name": "shard-00000.bin\n"},
+        {"name": "shard-00001.bin"},  # the second entry's name twice
+        {"sha256": "../../escape"},
+        {"sha256": "A" * 64},
+        {"sha256": None},
+        {"sequences": "7"},
+    ],
+    ids=[
+        "parent",
+        "absolute",
+        "pattern",
+        "newline",
+        "duplicate",
+        "sha-path",
+        "sha-case",
+        "sha-none",
+        "sequences",
+    ],
+)
+def test_crafted_manifest_fields_are_refused_naming_the_manifest(tmp_path, entry):
+    """Defect: a shard name of ../other/shard-00000.bin trained on a file outside the directory."""
+    url = make(tmp_path / "shards", n=20, per_shard=7)
+    outside = tmp_path / "other"
+    outside.mkdir()
+    shutil.copy(tmp_path / "shards" / "shard-00000.bin", outside / "shard-00000.bin")
+    craft(url, **entry)
+    with pytest.raises(ShardFormatError, match=r"shards/manifest\.json: shard \d: "):
+        ShardDataset(url)
+
+
+def test_a_crafted_remote_sha256_never_becomes_a_path(tmp_path):
+    """Defect: for remote shards a crafted sha256 made the reader create a lock file and write
+    downloaded bytes outside its cache directory."""
+    url = make(f"memory://crafted-{tmp_path.name}", n=20, per_shard=7)
+    craft(url, sha256="../../escape")
+    cache = tmp_path / "a" / "b" / "cache"
+    with pytest.raises(ShardFormatError, match=r"manifest\.json: shard 0: sha256"):
+        take(iter(ShardDataset(url, cache_dir=str(cache))), 20)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_shards_written_again_are_the_same_data(tmp_path, monkeypatch):
+    first = ShardDataset(make(tmp_path, n=20, per_shard=7))
+    monkeypatch.setattr("time.time", lambda: 4e9)
+    again = ShardDataset(make(tmp_path, n=20, per_shard=7))
+    assert again.manifest["created_unix"] != first.manifest["created_unix"]
+    assert again.identity == first.identity
+    other = ShardDataset(make(tmp_path / "other", n=21, per_shard=7))
+    assert other.identity != first.identity
+
+
+def test_the_manifest_is_written_only_over_shards_that_match(tmp_path):
+    entries = [write_shard(str(tmp_path / "shard-00000.bin"), np.ones((3, SEQ_LEN)))]
+    (tmp_path / "shard-00000.bin").write_bytes(np.zeros((3, SEQ_LEN), "<u4").tobytes())
+    with pytest.raises(ManifestError, match=r"shard-00000\.bin: sha256"):
+        write_shards_manifest(str(tmp_path), entries, seq_len=SEQ_LEN, vocab=VOCAB)
+    assert not (tmp_path / "manifest.json").exists()

@@ -7,6 +7,7 @@ with 1 worker (in process) and with 2 worker processes, and several tests read i
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import lzma
 import random
@@ -15,11 +16,12 @@ import pytest
 import zstandard
 
 from mdeberta import io, resources_path
+from mdeberta.clean_corpus import document_id
 from mdeberta.languages import UnknownLanguageError
 from mdeberta.manifest import read_manifest
 from mdeberta.pipelines.clean import run_clean
 from mdeberta.pipelines.clean_config import CleanConfig
-from mdeberta.pipelines.rules import document_id, normalize_paragraph
+from mdeberta.pipelines.rules import normalize_paragraph
 
 # helpers: pseudo-text in a given alphabet, so fixtures need no real corpus
 
@@ -268,9 +270,16 @@ def sample_documents(lang: str) -> list[list[str]]:
         return [block.split("\n") for block in f.read().strip("\n").split("\n\n")]
 
 
-def test_sample_corpus_keeps_normal_documents_and_removes_the_defects(tmp_path):
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    """The job with default settings on five languages of the packaged sample corpus."""
     files = [str(resources_path("sample", f"{lang}.txt.xz")) for lang in SAMPLE_LANGS]
-    stats = run_clean(files, str(tmp_path), CleanConfig(), workers=1)
+    out = tmp_path_factory.mktemp("sample")
+    return out, run_clean(files, str(out), CleanConfig(), workers=1)
+
+
+def test_sample_corpus_keeps_normal_documents_and_removes_the_defects(sample_run):
+    tmp_path, stats = sample_run
     defects = sample_defects()
     for lang in SAMPLE_LANGS:
         entry, listed = stats["languages"][lang], defects.get(lang, [])
@@ -330,3 +339,65 @@ def test_every_shard_gets_a_file_and_duplicates_are_dropped_across_shards(tmp_pa
         assert read_manifest(str(out), kind="clean-corpus")["files"].keys() >= {
             f"en/{name}" for name in en["shards"]
         }
+
+
+# the bytes of main: the clean corpus got one module (mdeberta/clean_corpus.py) and typed counters
+# without changing a byte of the part files or stats.json (computed on main at 72815f5)
+
+
+def output_digests(out, root) -> dict[str, str]:
+    """sha256 (first 128 bits) of every output file but the manifest (which records times and
+    paths); the input directory `root`, which stats.json names in bad_file_errors, reads ROOT."""
+    return {
+        str(p.relative_to(out)): hashlib.sha256(
+            p.read_bytes().replace(str(root).encode(), b"ROOT")
+        ).hexdigest()[:32]
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.name != "manifest.json"
+    }
+
+
+GOLDEN = {
+    "sample": {
+        "de/part-00000-of-00001.jsonl.zst": "9ce28a0c969ba4c7b0a0656859d222d8",
+        "el/part-00000-of-00001.jsonl.zst": "1ebdeaa47c513a55e9b6bdc0749aede8",
+        "en/part-00000-of-00001.jsonl.zst": "3d71c2c5b927ca3767d36d368f2ae8c2",
+        "es/part-00000-of-00001.jsonl.zst": "84054b0bd29181ead4e5d724da454f17",
+        "it/part-00000-of-00001.jsonl.zst": "e9dafe1eb3beafb0bd1fdb5e29c8c4b7",
+        "stats.json": "efa5695f825a82dfee9033a8404fbb7e",
+    },
+    # bad file skipped, repaired UTF-8, a 2 MB line, JSONL of other and unknown languages
+    "languages": {
+        "en/part-00000-of-00001.jsonl.zst": "02be0e1a261bdf409e5a2393ee8f9b0e",
+        "fr/part-00000-of-00001.jsonl.zst": "e83c8de3713e173e2ceddbb05dbaad7f",
+        "stats.json": "e44222b26133690775ba3de7cae5936d",
+        "th/part-00000-of-00001.jsonl.zst": "492746ee6c29eadb8db4a041c73b3fa7",
+    },
+    # max_docs_per_lang: documents over the cap in text and in JSONL files
+    "cap": {
+        "en/part-00000-of-00001.jsonl.zst": "ca1f79e82cf32a8ca07b4ceb131c1e74",
+        "fr/part-00000-of-00001.jsonl.zst": "31e19444d765d934acf672e2a9363669",
+        "ru/part-00000-of-00001.jsonl.zst": "bce7908199c67cd9b30c9bf1660183e2",
+        "stats.json": "11304739eb66f772bff98226df27f9fd",
+    },
+}
+GOLDEN_CONFIGS = {
+    "languages": {"languages": "en,fr,sw,th"},
+    "cap": {"languages": "en,fr,ru,sw", "max_docs_per_lang": 40},
+}
+
+
+def test_sample_outputs_are_the_bytes_of_main(sample_run):
+    out, _ = sample_run
+    assert output_digests(out, resources_path("sample")) == GOLDEN["sample"]
+
+
+@pytest.mark.parametrize("case", sorted(GOLDEN_CONFIGS))
+def test_fixture_outputs_are_the_bytes_of_main(case, fixture_corpus, tmp_path):
+    root = fixture_corpus["root"]
+    inputs = [str(root / "*.txt*"), str(root / "mixed.jsonl"), str(root / "bad" / "fr.txt.xz")]
+    cfg = CleanConfig(
+        on_bad_file="skip", max_doc_chars=1 << 18, min_doc_chars=50, **GOLDEN_CONFIGS[case]
+    )
+    run_clean(inputs, str(tmp_path), cfg, workers=1)
+    assert output_digests(tmp_path, root) == GOLDEN[case]

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import random
 
+from mdeberta.clean_corpus import document_id
+from mdeberta.pipelines.accounting import Counts
 from mdeberta.pipelines.clean_config import CleanConfig
 from mdeberta.pipelines.dedup import (
     BOILERPLATE,
     DUPLICATE,
     WHOLE,
+    Document,
     _bucket_drops,
     apply_drops,
+    dedup_hash,
     dedup_keys,
     drops_in_memory,
     losers,
+    normalize_for_dedup,
     pack_keys,
     shard_of,
 )
-from mdeberta.pipelines.rules import Document, dedup_hash, document_id, rule_context
+from mdeberta.pipelines.rules import rule_context
 
 CTX = rule_context("en", CleanConfig(min_doc_chars=10))
 
@@ -52,15 +57,15 @@ def test_documents_and_paragraphs_dedup_consistently():
             (("d", 0, 0), 2, DUPLICATE),  # a repeat inside one document
         ]
     )
-    stats = {}
+    stats = Counts()
     random.shuffle(docs)
     out = apply_drops(docs, drops, CTX, stats)
     assert [row[0] for row in out] == ["a", "c", "d"]
     assert out[1][2] == "Third document, first paragraph."
-    assert stats["removed/duplicate_doc"] == 1
-    assert stats["paragraphs_removed/duplicate_doc"] == 2
-    assert stats["paragraphs_removed/duplicate_paragraph"] == 2
-    assert stats["docs_out"] == 3 and stats["paragraphs_out"] == 2 + 1 + 2
+    assert stats.removed["duplicate_doc"] == 1
+    assert stats.paragraphs_removed["duplicate_doc"] == 2
+    assert stats.paragraphs_removed["duplicate_paragraph"] == 2
+    assert stats.docs_out == 3 and stats.paragraphs_out == 2 + 1 + 2
 
 
 def test_dedup_is_per_language_and_can_be_switched_off():
@@ -81,11 +86,11 @@ def test_documents_emptied_or_shortened_by_dedup_are_removed():
         doc("b", "Alpha paragraph text."),
         doc("c", "Beta paragraph text.", "tiny"),
     ]
-    stats = {}
+    stats = Counts()
     out = apply_drops(docs, drops_in_memory(docs, documents=False), CTX, stats)
     assert [row[0] for row in out] == ["a"]
-    assert stats["removed/duplicate_paragraphs"] == 1  # b: nothing left of its own
-    assert stats["removed/too_short"] == 1  # c: "tiny" alone is under min_doc_chars
+    assert stats.removed["duplicate_paragraphs"] == 1  # b: nothing left of its own
+    assert stats.removed["too_short"] == 1  # c: "tiny" alone is under min_doc_chars
 
 
 def test_paragraphs_in_many_documents_are_boilerplate_everywhere():
@@ -97,11 +102,11 @@ def test_paragraphs_in_many_documents_are_boilerplate_everywhere():
     assert len(drops_in_memory(docs[:2], boilerplate_min_docs=3)) == 1  # 2 docs: a duplicate
     drops = drops_in_memory(docs, boilerplate_min_docs=3, documents=False)
     assert sorted(drops) == [((f"{i}", 0, 0), 1 if i < 3 else 0, BOILERPLATE) for i in (0, 1, 2, 9)]
-    stats = {}
+    stats = Counts()
     out = apply_drops(docs, drops, CTX, stats)
     assert [text for _, _, text in out] == [d.paragraphs[0] for d in docs[:3]]
-    assert stats["paragraphs_removed/boilerplate"] == 4
-    assert stats["removed/boilerplate"] == 1  # the document that was only the notice
+    assert stats.paragraphs_removed["boilerplate"] == 4
+    assert stats.removed["boilerplate"] == 1  # the document that was only the notice
 
 
 def test_shard_of_uses_the_id():
@@ -124,3 +129,10 @@ def test_packed_keys_give_the_same_drops_as_in_memory():
         ]
         got = [d for _, drops in _bucket_drops((("en", 0), packs), min_docs) for d in drops]
         assert sorted(got) == sorted(expected) and expected
+
+
+def test_cc_net_normal_form_and_hash():
+    assert normalize_for_dedup("  Hello, World 2018！「ok」 ") == "hello, world 0000ok"
+    assert dedup_hash("Price 10 €") == dedup_hash("price 99 €")
+    assert dedup_hash("a") != dedup_hash("b")
+    assert 0 <= dedup_hash("x") < 2**64

@@ -3,12 +3,8 @@ import json
 import pytest
 import zstandard
 
-from mdeberta.pipelines.paragraphs import (
-    UnreadableInputError,
-    read_documents,
-    read_paragraphs,
-    split_long,
-)
+from mdeberta.clean_corpus import CorpusError, Part, read_part
+from mdeberta.pipelines.paragraphs import read_paragraphs, split_long
 
 
 def test_short_paragraph_is_untouched():
@@ -49,10 +45,11 @@ def _part(tmp_path, rows: str):
 def test_paragraphs_are_keyed_by_document_and_index(tmp_path):
     doc = {"id": "d1", "lang": "en", "text": "first\n\nthird"}
     url = _part(tmp_path, json.dumps(doc) + "\n")
-    assert list(read_paragraphs(("en", url))) == [("en", "d1:0", "first"), ("en", "d1:2", "third")]
+    expected = [("en", "d1:0", "first"), ("en", "d1:2", "third")]
+    assert list(read_paragraphs(Part("en", url))) == expected
 
 
 def test_a_bad_line_names_the_file_and_line(tmp_path):
-    url = _part(tmp_path, '{"id": "a", "text": "x"}\n\n{oops\n')
-    with pytest.raises(UnreadableInputError, match=r"part-00000-of-00001.jsonl.zst: .* line 3"):
-        list(read_documents(url))
+    url = _part(tmp_path, '{"id": "a", "lang": "en", "text": "x"}\n\n{oops\n')
+    with pytest.raises(CorpusError, match=r"part-00000-of-00001.jsonl.zst:3: not a JSON document"):
+        list(read_part(Part("en", url)))

@@ -13,12 +13,13 @@ import zstandard
 from mdeberta.languages import UnknownLanguageError
 from mdeberta.pipelines.read import (
     BadInputFileError,
+    RawDocument,
     batches,
+    decode_utf8,
     language_from_name,
     plan_inputs,
     read_documents,
 )
-from mdeberta.pipelines.rules import RawDocument
 
 TEXT = b"First doc, line one\nline two\n\nSecond \xff doc\n\n\n \nThird doc\n"
 
@@ -126,3 +127,8 @@ def test_batches_bound_documents_and_characters():
     assert [len(b) for b in batches(records, max_docs=3)] == [3, 3, 1]
     assert [len(b) for b in batches(records, max_chars=25)] == [3, 3, 1]
     assert list(batches([])) == []
+
+
+def test_decode_utf8_drops_invalid_bytes_and_says_so():
+    assert decode_utf8("héllo".encode()) == ("héllo", False)
+    assert decode_utf8(b"h\xffi \xe2\x82") == ("hi ", True)

@@ -5,17 +5,14 @@ from __future__ import annotations
 import pytest
 
 from mdeberta.config import ConfigError, load_config
+from mdeberta.pipelines.accounting import Counts
 from mdeberta.pipelines.clean_config import CleanConfig
+from mdeberta.pipelines.cleaning import clean_document
+from mdeberta.pipelines.read import RawDocument
 from mdeberta.pipelines.rules import (
-    RawDocument,
     boilerplate,
-    clean_document,
-    decode_utf8,
-    dedup_hash,
-    document_id,
     letter_share,
     low_letter_share,
-    normalize_for_dedup,
     normalize_paragraph,
     repeated_paragraphs,
     rule_context,
@@ -38,24 +35,6 @@ def test_normalize_paragraph_nfc_controls_and_spaces():
     assert normalize_paragraph("ﬁ ２") == "ﬁ ２"  # NFC keeps compatibility forms
     assert normalize_paragraph("ﬁ ２", "NFKC") == "fi 2"
     assert normalize_paragraph("\x01\x02") == ""
-
-
-def test_decode_utf8_drops_invalid_bytes_and_says_so():
-    assert decode_utf8("héllo".encode()) == ("héllo", False)
-    assert decode_utf8(b"h\xffi \xe2\x82") == ("hi ", True)
-
-
-def test_cc_net_normal_form_and_hash():
-    assert normalize_for_dedup("  Hello, World 2018！「ok」 ") == "hello, world 0000ok"
-    assert dedup_hash("Price 10 €") == dedup_hash("price 99 €")
-    assert dedup_hash("a") != dedup_hash("b")
-    assert 0 <= dedup_hash("x") < 2**64
-
-
-def test_document_id_is_stable_and_language_scoped():
-    assert document_id("en", "text") == document_id("en", "text")
-    assert document_id("en", "text") != document_id("de", "text")
-    assert len(document_id("en", "text")) == 32
 
 
 @pytest.mark.parametrize(
@@ -104,27 +83,6 @@ def test_document_rules():
     assert not repeated_paragraphs([7], c)
 
 
-def test_clean_document_counts_every_paragraph():
-    stats = {}
-    text = "Home | News | Sports | Contact\n" + "A normal sentence of the document. " * 5
-    raw = RawDocument("en", 0, 0, text + "\n\x00\x01", len(text) + 3, 3)
-    doc = clean_document(raw, ctx(), stats)
-    assert doc.paragraphs == (("A normal sentence of the document. " * 5).strip(),)
-    assert doc.ref == (document_id("en", "\n".join([text.split("\n")[0], *doc.paragraphs])), 0, 0)
-    assert stats["paragraphs_removed/boilerplate"] == 1
-    assert stats["paragraphs_removed/empty"] == 1
-    assert stats["docs_in"] == 1 and "removed/too_short" not in stats
-
-
-def test_clean_document_removal_reasons():
-    stats = {}
-    only_foreign = "Это абзац, написанный кириллицей целиком.\nИ ещё один абзац такой же."
-    assert clean_document(RawDocument("en", 0, 0, only_foreign, 60, 2), ctx(), stats) is None
-    assert clean_document(RawDocument("en", 0, 1, "", 9, 2, "too_long"), ctx(), stats) is None
-    assert stats["removed/wrong_script"] == 1 and stats["paragraphs_removed/wrong_script"] == 2
-    assert stats["removed/too_long"] == 1 and stats["paragraphs_removed/too_long"] == 2
-
-
 def test_config_from_toml_and_overrides(tmp_path):
     path = tmp_path / "clean.toml"
     path.write_text('min_doc_chars = 200\nnormalization = "NFKC"\n')
@@ -146,13 +104,13 @@ def test_langid_flags_other_languages_and_passes_unlabelled_ones():
     assert wrong_language([german], c) and not wrong_language([english], c)
     chinese = "今天北京的天气晴朗，气温适中，晚上可能会下小雨，请大家注意出行安全。"
     assert not wrong_language([chinese], ctx("zh-Hans", langid=True))
-    stats = {}
+    stats = Counts()
     hausa = "Yau da safe ruwan sama ya sauka a birnin Kano, kuma iska tana da sanyi sosai."
     doc = clean_document(
         RawDocument("ha", 0, 0, hausa, len(hausa), 1),
         ctx("ha", langid=True, min_doc_chars=10),
         stats,
     )
-    assert doc is not None and stats["langid_unsupported"] == 1
+    assert doc is not None and stats.langid_unsupported == 1
     doc = clean_document(RawDocument("en", 0, 1, german, len(german), 1), c, stats)
-    assert doc is None and stats["removed/wrong_language"] == 1
+    assert doc is None and stats.removed["wrong_language"] == 1

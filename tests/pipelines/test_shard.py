@@ -1,6 +1,7 @@
 import dataclasses
 import json
 import random
+import re
 
 import numpy as np
 import pytest
@@ -10,15 +11,15 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from mdeberta import io
+from mdeberta.clean_corpus import Part, part_name, read_part, write_corpus_manifest, write_part
 from mdeberta.cli import app
 from mdeberta.config import ConfigError, field_docs
-from mdeberta.manifest import IncompleteArtifactError, write_manifest
+from mdeberta.manifest import IncompleteArtifactError
 from mdeberta.pipelines.pack import (
     PlaceFn,
     WriteShardFn,
     pack_documents,
     permute_index,
-    read_clean_docs,
     sequence_starts,
 )
 from mdeberta.pipelines.sampling import sampling_probabilities
@@ -59,12 +60,13 @@ def corpus_docs():
 
 def write_corpus(root, docs):
     """A clean corpus in the real layout: {lang}/part-*.jsonl.zst, stats.json, manifest."""
-    stats = {}
+    stats, parts = {}, {}
     for lang, items in docs.items():
         halves = [items[::2], items[1::2]]
-        for i, part in enumerate(halves):
-            with io.open_file(f"{root}/{lang}/part-{i:05d}-of-00002.jsonl.zst", "wt") as f:
-                f.writelines(json.dumps(d) + "\n" for d in part)
+        for i, half in enumerate(halves):
+            name = f"{lang}/{part_name(i, 2)}"
+            records = [(d["id"], d["lang"], d["text"]) for d in half]
+            parts[name] = write_part(f"{root}/{name}", records, level=3)
         chars = sum(len(d["text"]) for d in items)
         paragraphs = sum(d["text"].count("\n") + 1 for d in items)
         stats[lang] = {
@@ -77,7 +79,7 @@ def write_corpus(root, docs):
             "removed": {},
         }
     io.write_json(f"{root}/stats.json", {"languages": stats, "totals": {}})
-    write_manifest(str(root), "clean-corpus", 1, {})
+    write_corpus_manifest(str(root), parts, {})
     return str(root)
 
 
@@ -180,6 +182,7 @@ def test_bytes_identical_with_two_workers_via_the_cli(job, inputs, tmp_path):
         "chunk_chars=3000",
         "--set",
         "encode_batch=7",
+        "--strict",  # the vocabulary fits every language: nothing to refuse
         "--direct_running_mode=multi_processing",
     ]
     result = CliRunner().invoke(app, ["shard", *args])
@@ -236,9 +239,9 @@ def test_bad_inputs_fail_clearly(job, inputs, tmp_path):
 
 
 def test_clean_documents_are_read_in_chunks_and_bad_lines_named(tmp_path, monkeypatch):
-    import mdeberta.pipelines.pack
+    import mdeberta.clean_corpus
 
-    monkeypatch.setattr(mdeberta.pipelines.pack, "_JSON_CHUNK", 64)  # several chunks per file
+    monkeypatch.setattr(mdeberta.clean_corpus, "_JSON_CHUNK", 64)  # several chunks per file
     docs = [{"id": str(i), "lang": "de", "text": f"Text {i}\nzwei"} for i in range(40)]
     lines = [json.dumps(d) for d in docs]
 
@@ -248,16 +251,16 @@ def test_clean_documents_are_read_in_chunks_and_bad_lines_named(tmp_path, monkey
             f.write("\n".join(rows) + "\n")
         return url
 
-    assert list(read_clean_docs(("de", part("ok.jsonl.zst", lines)))) == docs
+    assert list(read_part(Part("de", part("ok.jsonl.zst", lines)))) == docs
     bad = part("bad.jsonl.zst", lines[:30] + ["{oops"] + lines[30:])
     with pytest.raises(ValueError, match=r"bad.jsonl.zst:31: not a JSON document"):
-        list(read_clean_docs(("de", bad)))
+        list(read_part(Part("de", bad)))
     two = part("two.jsonl.zst", lines[:5] + [f"{lines[5]}, {lines[6]}"] + lines[7:])
     with pytest.raises(ValueError, match=r"two.jsonl.zst:6: not a JSON document"):
-        list(read_clean_docs(("de", two)))  # a line of two documents is no JSONL line
+        list(read_part(Part("de", two)))  # a line of two documents is no JSONL line
     other = part("fr.jsonl.zst", lines[:12] + [json.dumps({"id": "x", "lang": "fr", "text": ""})])
     with pytest.raises(ValueError, match=r"fr.jsonl.zst:13: document of language 'fr'"):
-        list(read_clean_docs(("de", other)))
+        list(read_part(Part("de", other)))
 
 
 def test_pack_documents_separates_docs_and_never_starts_with_a_separator():
@@ -331,3 +334,110 @@ def test_job_writes_to_an_fsspec_url(job, inputs, tmp_path):
     assert m2["shards"] == m["shards"]
     ds = ShardDataset(url, cache_dir=str(tmp_path / "cache"))
     assert ds.num_samples == m["num_sequences"]
+
+
+# the corpus is exactly what its manifest lists (issue 20: stray, corrupt and unlisted parts)
+
+
+def copy_corpus(inputs, tmp_path):
+    import shutil
+
+    return shutil.copytree(inputs[0], tmp_path / "clean")
+
+
+def flip_a_bit_that_still_decodes(path):
+    """Flip one bit of a zstd part so that it still decompresses to JSON lines: the damage only
+    a checksum can see."""
+    import zstandard
+
+    def decompress(data: bytes) -> bytes:
+        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+
+    data = path.read_bytes()
+    original = decompress(data)
+    for i in range(len(data) // 2, len(data)):
+        flipped = bytearray(data)
+        flipped[i] ^= 0x01
+        try:
+            text = decompress(bytes(flipped))
+            rows = [json.loads(line) for line in text.splitlines()]
+        except (zstandard.ZstdError, ValueError):
+            continue
+        if text != original and all(isinstance(r, dict) and r.get("lang") for r in rows):
+            path.write_bytes(bytes(flipped))
+            return
+    raise AssertionError(f"no bit of {path} flips into valid JSON lines")
+
+
+def test_a_stray_part_file_is_refused_not_consumed(inputs, tmp_path):
+    corpus = copy_corpus(inputs, tmp_path)
+    stray = corpus / "de" / "part-00007-of-00009.jsonl.zst"
+    stray.write_bytes((corpus / "de" / "part-00000-of-00002.jsonl.zst").read_bytes())
+    with pytest.raises(ValueError, match=rf"{stray}: .*not listed in {corpus}/manifest.json"):
+        run(config((str(corpus), inputs[1]), tmp_path / "out"))
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_a_missing_part_file_is_refused_by_name(inputs, tmp_path):
+    corpus = copy_corpus(inputs, tmp_path)
+    gone = corpus / "sw" / "part-00001-of-00002.jsonl.zst"
+    gone.unlink()
+    with pytest.raises(FileNotFoundError, match=rf"{gone}: listed in {corpus}/manifest.json"):
+        run(config((str(corpus), inputs[1]), tmp_path / "out"))
+
+
+def test_a_flipped_bit_in_a_part_stops_the_job(inputs, tmp_path):
+    corpus = copy_corpus(inputs, tmp_path)
+    part = corpus / "en" / "part-00001-of-00002.jsonl.zst"
+    flip_a_bit_that_still_decodes(part)
+    with pytest.raises(Exception, match=rf"{part}: sha256 [0-9a-f]{{64}} but"):
+        run(config((str(corpus), inputs[1]), tmp_path / "out"))
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+CYRILLIC = "абвгдежзиклмнопрстуфхцчшщыэюя"
+
+
+def test_a_vocabulary_of_other_languages_is_reported_on_a_russian_corpus(tmp_path, caplog):
+    rng = random.Random(5)
+    ru = [
+        {"id": f"ru-{i:04d}", "lang": "ru", "text": words(rng, CYRILLIC, rng.randint(20, 40))}
+        for i in range(60)
+    ]
+    corpus = write_corpus(tmp_path / "clean", {"ru": ru})
+    latin = corpus_docs()
+    lines = [p for d in latin["en"] + latin["de"] for p in d["text"].split("\n")]
+    vocab = tmp_path / "vocab"
+    write_tiny_vocab(vocab, lines, 320, byte_fallback=True, sample_languages=["de", "en"])
+    cfg = config((corpus, str(vocab)), tmp_path / "out")
+    with caplog.at_level("WARNING"):
+        run(cfg)
+    warning = caplog.text
+    assert "ru: not among the languages it was trained on (de, en)" in warning, warning
+    rate = re.search(r"ru: byte-fallback pieces are (\d+\.\d)% of its ids", warning)
+    assert rate and float(rate[1]) > 50, warning  # Cyrillic spelled byte by byte
+    strict = dataclasses.replace(cfg, output=str(tmp_path / "strict"), strict=True)
+    with pytest.raises(ValueError, match=r"ru: byte-fallback pieces are .* \(strict: refused\)"):
+        run(strict)
+    assert not (tmp_path / "strict" / "manifest.json").exists()
+
+
+def test_golden_shards_of_main(job):
+    """The shard bytes of this module's job are those of the code before the clean corpus got one
+    module (computed on main at 72815f5): the refactoring changed no byte."""
+    _, m = job
+    assert m["vocab"]["sha256"] == (
+        "3bec8e043f86fb9dae51b0eb95937f911edd66c6ff8a5cc4d9cf34ca78f3c616"
+    ), "SentencePiece trains another tiny vocabulary: the golden shards below no longer apply"
+    assert [s["sha256"][:16] for s in m["shards"]] == GOLDEN_SHARDS
+
+
+GOLDEN_SHARDS = [
+    "8879dd6ee6d6da72", "93aa530e7b088b42", "2a601f0df03c6827", "3ed82b3cde78d05e",
+    "1f22093be9d8880f", "51fb0ef2de2579db", "f500a171e8d78605", "faa7805855f57141",
+    "f3975a58b3251f85", "4f32f2928769dd5e", "8ffb9e8f646bb533", "94901963797906c8",
+    "b68e89021d5aad60", "d082011cbe7cf02c", "db95cc6455a686dc", "8ed907268e0f668a",
+    "58393f6bb8402511", "a8a67b248fc2899f", "131b4423eab8b9fa", "04095c413cec7d35",
+    "83509850303ccf46", "186cba28e77e5fa8", "10eab3f40569e585", "22d289d4adcef7e7",
+    "5016fc264ed325be",
+]  # fmt: skip

@@ -143,3 +143,28 @@ NO_DROPOUT = ("model.hidden_dropout_prob=0.0", "model.attention_probs_dropout_pr
 
 
 REFERENCE = ("steps=24", "checkpoint_interval=4", "log_interval=2", "export_at_end=true")
+
+
+def make_trainer(data: str, output: str, *overrides: str, fused: bool | None = None):
+    """A fresh Trainer built in this process as train.run builds one, and a logger for it."""
+    from mdeberta import io
+    from mdeberta.shard_reader import ShardDataset
+    from mdeberta.train import distributed
+    from mdeberta.train.build import build_model, build_optimizers, model_configs
+    from mdeberta.train.config import load_train_config
+    from mdeberta.train.loop import Trainer
+    from mdeberta.train.metrics import MetricsLogger
+
+    cfg = load_train_config(TINY, [*QUICK, *overrides])
+    dataset = ShardDataset(data, seed=cfg.seed, batch_size=cfg.micro_batch_size)
+    vocab = dataset.manifest["vocab"]
+    model = build_model(cfg, *model_configs(cfg, vocab, dataset.seq_len), vocab)
+    optimizers, schedulers = build_optimizers(cfg, model, fused=fused)
+    io.makedirs(output)
+    trainer = Trainer(
+        cfg, model, optimizers, schedulers, dataset, distributed.setup(cfg.device), output
+    )
+    logger = MetricsLogger(
+        output, interval=cfg.log_interval, total_steps=cfg.steps, progress_bar=False
+    )
+    return trainer, logger

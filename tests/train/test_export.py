@@ -69,3 +69,33 @@ def test_analyze_embeddings_command(reference_run, tmp_path):
     assert row["sharing"] == "gdes" and row["step"] == 24
     assert -1 <= row["E_G"] <= 1 and -1 <= row["E_D"] <= 1 and row["E_G"] != row["E_D"]
     assert "| gdes | 24 |" in result.output
+
+
+def test_export_takes_the_newest_checkpoint_whose_weights_verify(reference_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(reference_run, run, ignore=shutil.ignore_patterns("hf"))
+    model = run / "checkpoints" / "step-00000024" / "model.safetensors"
+    model.write_bytes(model.read_bytes()[:-1])
+    _, _, step = load_run(str(run))
+    assert step == 20
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "step-00000024/model.safetensors" in line and "cut short" in line
+    assert model.exists()  # a reader moves nothing
+
+
+def test_exports_and_runs_are_identified_by_their_files(reference_run):
+    from mdeberta.manifest import identity, read_manifest, verify_files
+
+    run = read_manifest(reference_run, kind="run")
+    assert sorted(run["files"]) == [
+        f"checkpoints/step-00000024/{name}"
+        for name in ("model.safetensors", "optimizer.pt", "rank-00000.pt")
+    ]
+    disc = read_manifest(f"{reference_run}/hf/discriminator", kind="hf-model")
+    gen = read_manifest(f"{reference_run}/hf/generator", kind="hf-model")
+    assert {"config.json", "model.safetensors", "rtd_head.safetensors"} <= disc["files"].keys()
+    assert "tokenizer.json" in gen["files"] and "rtd_head.safetensors" not in gen["files"]
+    verify_files(f"{reference_run}/hf/discriminator", disc["files"])
+    assert identity(disc) != identity(gen)

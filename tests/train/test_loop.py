@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from mdeberta.shards import VocabMismatchError, write_token_shards
 from mdeberta.train.build import (
@@ -23,6 +25,7 @@ from tests.train.helpers import (
     NO_DROPOUT,
     SEQ_LEN,
     deterministic,
+    make_trainer,
     make_vocab,
     pack,
     sample_lines,
@@ -85,8 +88,19 @@ def test_no_weight_decay_on_biases_and_layernorms():
 def test_warmup_then_linear_decay():
     f = warmup_linear(4, 12)
     assert [round(f(s), 4) for s in range(12)] == [
-        0.25, 0.5, 0.75, 1.0, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125
-    ]  # fmt: skip
+        0.25,
+        0.5,
+        0.75,
+        1.0,
+        1.0,
+        0.875,
+        0.75,
+        0.625,
+        0.5,
+        0.375,
+        0.25,
+        0.125,
+    ]
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(shards, tmp_path):
@@ -134,3 +148,85 @@ def test_loader_workers_do_not_change_the_batches(shards, tmp_path):
     plain = train_here(shards, str(tmp_path / "a"), *settings)
     workers = train_here(shards, str(tmp_path / "b"), "num_workers=2", *settings)
     assert deterministic(plain) == deterministic(workers)
+
+
+class DeviceReads(TorchDispatchMode):
+    """Counts what makes the host wait for the device on CUDA: reading a value (item, bool, int,
+    float all reach _local_scalar_dense), ops whose output size depends on values (nonzero,
+    boolean indexing, masked_select, unique), and copies to the host (tolist, numpy, cpu; on a
+    CPU tensor these read memory without dispatching, so they are patched)."""
+
+    SYNCING = {
+        torch.ops.aten._local_scalar_dense, torch.ops.aten.nonzero, torch.ops.aten.masked_select,
+        torch.ops.aten.is_nonzero, torch.ops.aten.equal, torch.ops.aten._unique2,
+        torch.ops.aten.unique_consecutive, torch.ops.aten.unique_dim, torch.ops.aten.bincount,
+    }  # fmt: skip
+
+    def __init__(self, monkeypatch) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+        for name in ("tolist", "numpy", "cpu"):
+            original = getattr(torch.Tensor, name)
+
+            def counted(t, *args, _name=name, _original=original, **kwargs):
+                self.seen.append(_name)
+                return _original(t, *args, **kwargs)
+
+            monkeypatch.setattr(torch.Tensor, name, counted)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        boolean_index = func.overloadpacket in (torch.ops.aten.index, torch.ops.aten.index_put_)
+        if boolean_index:
+            boolean_index = any(
+                isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in args[1]
+            )
+        if func.overloadpacket in self.SYNCING or boolean_index:
+            self.seen.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("mode", ["joint", "decoupled"])
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_a_step_that_neither_logs_nor_saves_never_waits_for_the_device(
+    shards, tmp_path, monkeypatch, mode, precision
+):
+    # fused AdamW, as on CUDA: it takes fp16's overflow flag as a tensor (other AdamWs read it)
+    trainer, logger = make_trainer(
+        shards,
+        str(tmp_path / "run"),
+        f"precision={precision}",
+        f"decoupled={mode == 'decoupled'}",
+        "log_interval=4",
+        "checkpoint_interval=4",
+        fused=True,
+    )
+    stream = trainer.batches()
+    trainer.model.train()
+    trainer.advance(trainer.next_step_batches(stream), logger)  # step 1 creates optimizer states
+    batches = trainer.next_step_batches(stream)
+    with DeviceReads(monkeypatch) as reads:
+        trainer.advance(batches, logger)  # step 2
+    assert reads.seen == [] and trainer.step == 2
+    trainer.advance(trainer.next_step_batches(stream), logger)
+    batches = trainer.next_step_batches(stream)
+    with DeviceReads(monkeypatch) as reads:
+        trainer.advance(batches, logger)  # step 4 logs and saves: the counter sees it read
+    assert reads.seen and "tolist" in reads.seen
+    assert [row["step"] for row in read_metrics(str(tmp_path / "run"))] == [4]
+
+
+@pytest.mark.parametrize("mode", ["joint", "decoupled"])
+def test_fp16_run_is_finite_and_counts_the_steps_the_scaler_skips(shards, tmp_path, mode):
+    rows = train_here(
+        shards, str(tmp_path / "run"), "precision=fp16", f"decoupled={mode == 'decoupled'}"
+    )  # 12 steps, a line every 2
+    norms = ["grad_norm"] if mode == "joint" else ["grad_norm_generator", "grad_norm_discriminator"]
+    for row in rows:
+        assert all(math.isfinite(v) for v in row.values())  # skipped steps' norms left out
+        assert row["skipped_steps"] in (0, 1, 2) and row["loss_scale"] <= 2.0**16
+    # λ = 50 makes D's fp16 weight gradients overflow at the initial scale 2^16: the scaler halves
+    # it (skipping those steps) until they fit, then every step is applied
+    assert sum(row["skipped_steps"] for row in rows) <= 5
+    assert all(row["skipped_steps"] == 0 and set(norms) <= set(row) for row in rows[-3:])
+    assert rows[-1]["loss_scale"] < 2.0**16
+    assert rows[-1]["rtd_loss"] < rows[0]["rtd_loss"] - 0.03

@@ -1,10 +1,10 @@
-"""Masking: how many and which tokens, the replacement policies, keyed randomness."""
+"""Masking: how many and which tokens, the replacement policies, keyed randomness, the collate."""
 
 from __future__ import annotations
 
 import torch
 
-from mdeberta.train.masking import expected_masks, mask_tokens
+from mdeberta.train.masking import MaskingCollate, expected_masks, mask_tokens
 
 MASK, VOCAB = 99, 100
 SPECIAL = [0, 1, 2, 3, MASK]
@@ -90,3 +90,40 @@ def test_selection_is_uniform_over_positions():
     b = masked(ids, mask_prob=0.25)
     per_position = b.mask[:, 1:-1].float().mean(0)  # 18 candidates, round(4.5) -> 5 each row
     assert (per_position - 5 / 18).abs().max() < 0.03
+
+
+def test_positions_are_padded_to_a_fixed_size_with_an_unselected_token():
+    ids = rows()  # 64 x 40, the last row half padding
+    b = masked(ids)
+    capacity = 64 * expected_masks(40, 0.15)
+    selected = b.mask.flatten().nonzero().squeeze(1)
+    assert b.positions.shape == (capacity,) and len(selected) < capacity
+    assert torch.equal(b.positions[: len(selected)], selected)  # row-major, as boolean indexing
+    assert not b.mask.flatten()[b.positions[len(selected) :]].any()
+    assert b.counts.tolist() == [len(selected), int((ids != 0).sum())]
+    for row in range(3):  # any batch of this shape has these shapes
+        again = masked(rows(seed=row + 1), step=row)
+        assert again.positions.shape == b.positions.shape
+
+
+def test_unpadded_batches_carry_no_attention_mask():
+    ids = rows()[:-1]  # without the padded row
+    b = masked(ids)
+    assert b.attention_mask is None and b.counts[1] == ids.numel()
+    assert masked(rows()).attention_mask is not None
+
+
+def test_collate_keys_each_micro_batch_by_the_step_that_trains_on_it():
+    collate = MaskingCollate(
+        first_step=5,
+        accumulation=3,
+        seed=0,
+        mask_id=MASK,
+        pad_id=0,
+        special_ids=SPECIAL,
+        vocab_size=VOCAB,
+    )
+    ids = rows(n=8)
+    batches = [collate(list(ids)) for _ in range(7)]
+    assert [b.step for b in batches] == [5, 5, 5, 6, 6, 6, 7]
+    assert torch.equal(batches[4].mask, masked(ids, step=6).mask)

@@ -1,12 +1,15 @@
-"""SIGKILL mid-run, rerun the same command: the run continues bit for bit (CPU)."""
+"""SIGKILL mid-run, rerun the same command: the run continues bit for bit (CPU), fp16 too."""
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import torch
 
 from mdeberta.train.checkpoint import list_checkpoints
 from mdeberta.train.metrics import read_metrics
@@ -18,6 +21,7 @@ from tests.train.helpers import (
     deterministic,
     run_train,
     subprocess_env,
+    train_here,
 )
 
 
@@ -55,3 +59,21 @@ def test_sigkill_then_resume_is_bit_identical(shards, reference_run, tmp_path):
     final = "checkpoints/step-00000024/model.safetensors"
     assert (run / final).read_bytes() == (Path(reference_run) / final).read_bytes()
     assert not list((run / "checkpoints").glob("*.partial"))
+
+
+def test_fp16_resume_restores_the_loss_scale_bit_for_bit(shards, tmp_path):
+    settings = ("precision=fp16", "steps=8", "checkpoint_interval=4", "log_interval=2")
+    full = tmp_path / "full"
+    rows = train_here(shards, str(full), *settings)
+    step4 = full / "checkpoints" / "step-00000004"
+    scale = torch.load(step4 / "optimizer.pt", weights_only=True)["scaler"]["scale"]
+    assert scale < 2.0**16  # the scale has moved: a fresh scaler would not resume exactly
+    # the same run stopped after its step-4 checkpoint
+    part = tmp_path / "part"
+    shutil.copytree(full, part)
+    shutil.rmtree(part / "checkpoints" / "step-00000008")
+    (part / "manifest.json").unlink()
+    resumed = train_here(shards, str(part), *settings)
+    assert deterministic(resumed) == deterministic(rows)
+    final = "checkpoints/step-00000008/model.safetensors"
+    assert (part / final).read_bytes() == (full / final).read_bytes()

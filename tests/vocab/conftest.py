@@ -39,7 +39,7 @@ def built_vocab(tmp_path_factory, clean_corpus):
     args = ["build-vocab", "--corpus", clean_corpus, "--output", out]
     args += ["--vocab-size", str(VOCAB_SIZE), "--sentences", "1500", "--max-passes", "3"]
     args += ["--set", f"max_sentence_bytes={MAX_SENTENCE_BYTES}", "--set", "report_paragraphs=50"]
-    args += ["--set", "num_threads=2", "--keep-sample"]
+    args += ["--set", "num_threads=2", "--keep-sample", "--strict"]
     result = CliRunner().invoke(app, args)
     if result.exit_code != 0:
         raise RuntimeError(f"build-vocab failed:\n{result.output}") from result.exception

@@ -11,9 +11,7 @@ import hashlib
 import json
 import random
 
-import zstandard
-
-from mdeberta.manifest import write_manifest
+from mdeberta.clean_corpus import part_name, write_corpus_manifest, write_part
 
 LATIN = ("ka", "to", "ri", "ne", "sa", "mu", "le", "po", "di", "ga", "ven", "tor", "al", "es")
 CYRILLIC = ("ка", "то", "ри", "не", "са", "му", "ле", "по", "ди", "га", "вен", "тор", "ал", "ес")
@@ -57,13 +55,12 @@ def make_docs(lang: str, n_docs: int, seed: int = 0) -> list[dict]:
 def write_clean_corpus(root, docs_by_lang: dict[str, list[dict]], parts: int = 2) -> str:
     """A clean corpus directory: {lang}/part-*.jsonl.zst, stats.json, manifest.json."""
     root.mkdir(parents=True, exist_ok=True)
-    stats = {}
+    stats, files = {}, {}
     for lang, docs in docs_by_lang.items():
-        (root / lang).mkdir(exist_ok=True)
         for p in range(parts):
-            rows = "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs[p::parts])
-            name = root / lang / f"part-{p:05d}-of-{parts:05d}.jsonl.zst"
-            name.write_bytes(zstandard.ZstdCompressor().compress(rows.encode()))
+            name = f"{lang}/{part_name(p, parts)}"
+            records = [(d["id"], d["lang"], d["text"]) for d in docs[p::parts]]
+            files[name] = write_part(str(root / name), records, level=3)
         paragraphs = [x for d in docs for x in d["text"].split("\n")]
         chars = sum(len(d["text"]) for d in docs)
         stats[lang] = {
@@ -77,7 +74,7 @@ def write_clean_corpus(root, docs_by_lang: dict[str, list[dict]], parts: int = 2
         }
     totals = {k: sum(s[k] for s in stats.values()) for k in ("docs_out", "chars_out")}
     (root / "stats.json").write_text(json.dumps({"languages": stats, "totals": totals}))
-    write_manifest(str(root), "clean-corpus", 1, {"fixture": True})
+    write_corpus_manifest(str(root), files, {"fixture": True})
     return str(root)
 
 

@@ -1,5 +1,6 @@
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -119,10 +120,10 @@ def test_summary_printed_by_the_command(built_vocab):
 
 
 def test_sample_is_identical_whatever_the_number_of_workers(clean_corpus, tmp_path):
+    from mdeberta.clean_corpus import read_stats
     from mdeberta.pipelines.sample_vocab import run_sample, vocab_sampling_plan
-    from mdeberta.pipelines.sampling import read_clean_stats
 
-    stats = read_clean_stats(clean_corpus)
+    stats = read_stats(clean_corpus)
     plan = vocab_sampling_plan(stats, alpha=0.3, sentences=400, max_passes=3)
     outputs = []
     for workers in (1, 2):
@@ -160,3 +161,39 @@ def test_rebuild_replaces_an_old_directory(clean_corpus, tmp_path):
     manifest = build_vocab(cfg)
     assert "stale" not in read_manifest(str(out)) and manifest["vocab_size"] == 451
     assert not (out / "sample" / "part-00007-of-00009.txt").exists()
+
+
+# the corpus is exactly what its manifest lists (issue 20)
+
+
+def test_a_stray_part_file_is_refused_not_sampled(tmp_path, corpus_docs):
+    corpus = write_clean_corpus(tmp_path / "c", {"en": corpus_docs["en"][:20]})
+    stray = tmp_path / "c" / "en" / "part-00005-of-00009.jsonl.zst"
+    stray.write_bytes((tmp_path / "c" / "en" / "part-00000-of-00002.jsonl.zst").read_bytes())
+    with pytest.raises(ValueError, match=rf"{stray}: .*not listed in {corpus}/manifest.json"):
+        build_vocab(_config(corpus, tmp_path / "v"))
+    assert not (tmp_path / "v" / "manifest.json").exists()
+
+
+def test_a_flipped_bit_in_a_part_stops_the_build(tmp_path, corpus_docs):
+    from tests.pipelines.test_shard import flip_a_bit_that_still_decodes
+
+    corpus = write_clean_corpus(tmp_path / "c", {"en": corpus_docs["en"][:40]}, parts=1)
+    part = tmp_path / "c" / "en" / "part-00000-of-00001.jsonl.zst"
+    flip_a_bit_that_still_decodes(part)
+    with pytest.raises(Exception, match=rf"{part}: sha256 [0-9a-f]{{64}} but"):
+        build_vocab(_config(corpus, tmp_path / "v"))
+    assert not (tmp_path / "v" / "manifest.json").exists()
+
+
+def test_a_language_the_vocabulary_fits_badly_is_reported(tmp_path, corpus_docs, caplog):
+    corpus = write_clean_corpus(tmp_path / "c", {k: corpus_docs[k] for k in ("en", "zh-Hans")})
+    # a coverage of 98% leaves the rarest characters, most of them Han, to byte fallback
+    fit = {"vocab_size": 400, "character_coverage": 0.98}  # max_byte_fallback: 5%
+    with caplog.at_level("WARNING"):
+        build_vocab(_config(corpus, tmp_path / "v", **fit))
+    assert re.search(r"zh-Hans: byte-fallback pieces are \d+\.\d% of its ids", caplog.text)
+    assert "en: byte-fallback" not in caplog.text, caplog.text
+    with pytest.raises(ValueError, match=r"zh-Hans: byte-fallback .* \(strict: refused\)"):
+        build_vocab(_config(corpus, tmp_path / "s", **fit, strict=True))
+    assert not (tmp_path / "s" / "manifest.json").exists()
