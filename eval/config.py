@@ -155,7 +155,7 @@ class RetrievalConfig:
     tokenizer: str = ""
     """Tokenizer directory or hub id; empty: the model's own."""
     precision: str = "fp32"
-    """fp32 or bf16 (autocast)."""
+    """fp32, bf16 or fp16 (autocast for inference; pooling and similarities stay fp32)."""
     device: str = "auto"
     """auto (cuda if available, else cpu), cpu, cuda or cuda:N."""
 

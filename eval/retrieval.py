@@ -18,7 +18,6 @@ worth its compute where it beats both.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections import Counter
@@ -36,6 +35,7 @@ from mdeberta.eval.retrieval_report import FORMAT_VERSION, results_document, wri
 from mdeberta.hf import load_pretrained
 from mdeberta.manifest import MANIFEST, invalidate, read_manifest, write_manifest
 from mdeberta.model import DebertaModel
+from mdeberta.precision import autocast
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class Encoder:
     @torch.no_grad()
     def hidden_states(self, ids: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
         ids, mask = ids.to(self.device), mask.to(self.device)
-        with _autocast(self.precision, self.device):
+        with autocast(self.precision, self.device):
             if self.backend == "hf":
                 return list(
                     self.model(
@@ -126,12 +126,6 @@ class Encoder:
             self.model(ids, mask)
             states, self._states = self._states, []
             return states
-
-
-def _autocast(precision: str, device: torch.device):
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def load_encoder(cfg: RetrievalConfig, *, random_init: bool = False) -> Encoder:

@@ -183,3 +183,15 @@ def test_the_command_line(our_model_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert "average top-1" in result.output
     assert json.loads((tmp_path / "cli" / "retrieval.json").read_text())["protocol"]["layer"] == 2
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_half_precision_inference_pools_close_to_fp32(our_model_dir, tmp_path, precision):
+    full = load_encoder(config(our_model_dir, tmp_path))
+    half = load_encoder(config(our_model_dir, tmp_path, precision=precision))
+    ids = tokenize(
+        full.tokenizer, ["A short one.", "Ein etwas längerer Satz, mit mehr Wörtern."], 64
+    )
+    a, b = embed(full, ids, [1], batch_size=2)[1], embed(half, ids, [1], batch_size=2)[1]
+    assert b.dtype == torch.float32  # pooled and compared in fp32 whatever the autocast
+    torch.testing.assert_close(a, b, atol=0.05, rtol=0.05)
