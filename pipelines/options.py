@@ -43,11 +43,11 @@ def beam_args(args: Sequence[str] = (), *, workers: int | None = None) -> list[s
     download Prism), or PrismRunner when --prism_location points at a Prism binary: only Prism
     reads that option, so FnApiRunner would ignore it silently. `workers` only applies to the
     FnApiRunner family and never overrides --direct_num_workers or --direct_running_mode given
-    explicitly.
+    explicitly. `--setup_file` becomes an absolute path (_absolute_setup_file).
     """
     if workers is not None and workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
-    out = list(args)
+    out = [_absolute_setup_file(arg, args[i - 1] if i else "") for i, arg in enumerate(args)]
     runner = option_value(out, "runner")
     if runner is None:
         runner = "PrismRunner" if option_value(out, "prism_location") else "FnApiRunner"
@@ -59,6 +59,16 @@ def beam_args(args: Sequence[str] = (), *, workers: int | None = None) -> list[s
         if option_value(out, "direct_num_workers") is None:
             out.append(f"--direct_num_workers={workers}")
     return out
+
+
+def _absolute_setup_file(arg: str, previous: str) -> str:
+    """`--setup_file` made absolute: Beam's stager runs `python -m build` from the file's folder,
+    and for a bare `pyproject.toml` that folder is '' (FileNotFoundError: '')."""
+    if previous == "--setup_file" and "://" not in arg:
+        return os.path.abspath(arg)
+    if arg.startswith("--setup_file=") and "://" not in arg:
+        return "--setup_file=" + os.path.abspath(arg.split("=", 1)[1])
+    return arg
 
 
 def pipeline_options(args: Sequence[str] = (), *, workers: int | None = None, **overrides):

@@ -155,3 +155,17 @@ def test_prism_location_runs_prism_on_that_binary(tmp_path, monkeypatch):
     server = prism_runner.PrismJobServer(pipeline_options(args))
     command, _ = server.subprocess_cmd_and_endpoint()
     assert command[0] == str(binary)
+
+
+def test_setup_file_becomes_absolute(tmp_path, monkeypatch):
+    """Beam's stager builds the package from the file's folder: '' for a bare name, an error."""
+    monkeypatch.chdir(tmp_path)
+    dataflow = ["--runner", "DataflowRunner"]
+    assert beam_args(["--setup_file", "pyproject.toml", *dataflow])[:2] == [
+        "--setup_file",
+        str(tmp_path / "pyproject.toml"),
+    ]
+    assert beam_args(["--setup_file=./pyproject.toml", *dataflow])[0] == (
+        f"--setup_file={tmp_path / 'pyproject.toml'}"
+    )
+    assert beam_args(["--project", "pyproject.toml", *dataflow])[1] == "pyproject.toml"
