@@ -1,7 +1,8 @@
 """What the three Beam jobs would cost on Dataflow at real sizes, from measured per-core speeds.
 
     python benchmarks/dataflow_cost.py                      # XNLI's 15 languages, all of CC-100
-    python benchmarks/dataflow_cost.py --sets xnli,ja --wall-hours 4
+    python benchmarks/dataflow_cost.py --sets 'xnli;xnli,ja' --wall-hours 4
+    python benchmarks/dataflow_cost.py --markdown           # the table of docs/dataflow.md
 
 Prints JSON: for each language set and job, the text it reads, vCPU-hours, the GB through each
 shuffle (step by step, as named in the job graph; tests/pipelines/test_dataflow.py checks that
@@ -270,13 +271,38 @@ def report(sets: list[str], target_h: float) -> dict:
     return out
 
 
+def markdown(result: dict) -> str:
+    """The table of docs/dataflow.md."""
+    rows = [
+        "| languages | job | text GB | vCPU-h | shuffled GB (largest step) | largest side input "
+        "| workers for the wall time | wall h (floor) | compute $ | shuffle $ | shuffle share |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in result["sets"].items():
+        for job, e in entry["jobs"].items():
+            step = max(e["shuffle_gb"], key=e["shuffle_gb"].get)
+            held = f" + {e['materialized_gb']:,.0f} held" if e["materialized_gb"] else ""
+            side = e["largest_side_input"]
+            read = f"{side['mb_per_key']:,.1f} MB per key" if "mb_per_key" in side else "whole"
+            rows.append(
+                f"| {name} ({entry['languages']}) | {job} | {e['text_gb']:,.0f} "
+                f"| {e['vcpu_hours']:,.0f} | {e['shuffle_gb_total']:,.0f}{held} ({step}) "
+                f"| {side['name']}: {side['mb']:,.1f} MB, read {read} "
+                f"| {e['workers']} x {e['machine']} | {e['wall_hours']} ({e['wall_floor_hours']}) "
+                f"| {e['cost_usd']['compute']:,.2f} | {e['cost_usd']['shuffle']:,.2f} "
+                f"| {e['shuffle_share']:.0%} |"
+            )
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sets", default="xnli;all", help="language sets, ';'-separated")
     parser.add_argument("--wall-hours", type=float, default=6.0, help="target wall time per job")
+    parser.add_argument("--markdown", action="store_true", help="the docs' table, not JSON")
     args = parser.parse_args(argv)
     result = report(args.sets.split(";"), args.wall_hours)
-    print(json.dumps(result, indent=2))
+    print(markdown(result) if args.markdown else json.dumps(result, indent=2))
     return result
 
 

@@ -78,3 +78,11 @@ def test_shuffle_share_and_json(capsys):
         dollars = estimate["cost_usd"]
         share = dollars["shuffle"] / (dollars["shuffle"] + dollars["compute"])
         assert estimate["shuffle_share"] == pytest.approx(share, abs=0.002)
+
+
+def test_markdown_table_has_a_row_per_set_and_job(capsys):
+    printed = cost.main(["--sets", "xnli;all", "--markdown"])
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert len(rows) == 2 + 2 * len(cost.SHUFFLES)
+    assert rows[2].startswith("| xnli (15) | clean | ")
+    assert f"| {printed['sets']['all']['jobs']['shard']['shuffle_share']:.0%} |" in rows[-1]
