@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -86,3 +87,9 @@ def test_markdown_table_has_a_row_per_set_and_job(capsys):
     assert len(rows) == 2 + 2 * len(cost.SHUFFLES)
     assert rows[2].startswith("| xnli (15) | clean | ")
     assert f"| {printed['sets']['all']['jobs']['shard']['shuffle_share']:.0%} |" in rows[-1]
+
+
+def test_docs_table_is_what_the_script_prints():
+    docs = Path(__file__).resolve().parents[2] / "docs" / "dataflow.md"
+    table = cost.markdown(cost.report(["xnli", "all"], TARGET_H))
+    assert table in docs.read_text(encoding="utf-8"), "rerun: dataflow_cost.py --markdown"
