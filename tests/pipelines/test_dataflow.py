@@ -29,6 +29,7 @@ import sys
 import tempfile
 import venv
 import warnings
+from collections.abc import Callable
 from email.parser import Parser
 from importlib import metadata
 from pathlib import Path, PurePosixPath
@@ -97,8 +98,8 @@ class _Submitted(BaseException):
         self.job, self.environ, self.gc_threshold = job, environ, gc_threshold
 
 
-def _launch(module: str, args: list[str]) -> _Submitted:
-    """`python -m module args` in this process, as a user launches it."""
+def _launch(job: Callable[[], object], argv: list[str]) -> _Submitted:
+    """Run `job` (a launcher, as a user starts it) with `argv` as sys.argv; what it submits."""
     dry_run = DataflowRunner.run_pipeline
 
     def submit(runner, pipeline, options, pipeline_proto=None):
@@ -107,12 +108,32 @@ def _launch(module: str, args: list[str]) -> _Submitted:
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(DataflowRunner, "run_pipeline", submit)
-        mp.setattr(sys, "argv", [module, *args, *DOCUMENTED, *OFFLINE])
+        mp.setattr(sys, "argv", argv)
         mp.chdir(REPO)  # --setup_file ./pyproject.toml is relative, as in the docs
         with warnings.catch_warnings(), pytest.raises(_Submitted) as submitted:
             warnings.filterwarnings("ignore", "'mdeberta.pipelines", RuntimeWarning)  # re-run
-            runpy.run_module(module, run_name="__main__", alter_sys=True)
+            job()
     return submitted.value
+
+
+def _python_m(module: str, *args: str) -> _Submitted:
+    """`python -m module args <Dataflow options>`, in this process."""
+    argv = [module, *args, *DOCUMENTED, *OFFLINE]
+    return _launch(lambda: runpy.run_module(module, run_name="__main__", alter_sys=True), argv)
+
+
+def _vocabulary_sample(corpus: str, output: str) -> _Submitted:
+    """The sampling job as `mdeberta build-vocab ... <Dataflow options>` starts it (in a child
+    process there, so this calls the job function it calls, with the options it passes)."""
+    from mdeberta.pipelines.sample_vocab import sample_job
+
+    def job():
+        sample_job(
+            corpus, output, alpha=0.3, sentences=1000, max_passes=10.0, seed=0,
+            max_sentence_bytes=8192, workers=4, beam_args=[*DOCUMENTED, *OFFLINE],
+        )  # fmt: skip
+
+    return _launch(job, ["mdeberta"])
 
 
 @pytest.fixture(scope="module")
@@ -124,18 +145,29 @@ def jobs(tmp_path_factory):
         cli(["clean", *sample, "--output", str(tmp / "clean")])
     assert done.value.code in (0, None)
     write_tiny_vocab(tmp / "vocab", _paragraphs(tmp / "clean"), 300)
-    corpus = ["--corpus", str(tmp / "clean")]
-    launches = {
-        # --max-docs-per-lang adds the Admit step: every DoFn of the job is in the graph
-        "clean": ["mdeberta.pipelines.clean", *sample, "--max-docs-per-lang", "1000"],
-        "sample-vocab": ["mdeberta.pipelines.sample_vocab", *corpus],
-        "shard": ["mdeberta.pipelines.shard", *corpus, "--vocab", str(tmp / "vocab")],
-    }
+    corpus, out = str(tmp / "clean"), ["--workers", "4", "--output"]
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(tempfile, "tempdir", str(tmp))  # the stager's build folders land here
         return {
-            job: _launch(module, [*args, "--output", str(tmp / f"df-{job}"), "--workers", "4"])
-            for job, (module, *args) in launches.items()
+            # --max-docs-per-lang adds the Admit step: every DoFn of the job is in the graph
+            "clean": _python_m(
+                "mdeberta.pipelines.clean",
+                *sample,
+                "--max-docs-per-lang",
+                "1000",
+                *out,
+                str(tmp / "df-clean"),
+            ),  # fmt: skip
+            "sample-vocab": _vocabulary_sample(corpus, str(tmp / "df-sample")),
+            "shard": _python_m(
+                "mdeberta.pipelines.shard",
+                "--corpus",
+                corpus,
+                "--vocab",
+                str(tmp / "vocab"),
+                *out,
+                str(tmp / "df-shards"),
+            ),  # fmt: skip
         }
 
 
