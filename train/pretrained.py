@@ -9,7 +9,8 @@ Three layouts are understood:
   both models are restored the same way; the generator's sizes come from its weights.
 * a released encoder such as microsoft/mdeberta-v3-base, for which no generator was published:
     - the discriminator gets every encoder weight, and its RTD head when the dir has one
-      (rtd_head.safetensors), else a fresh head;
+      (rtd_head.safetensors, or mask_predictions.* in the weights as the v3 releases have it),
+      else a fresh head;
     - E_G := the released word embeddings and E_delta := 0, so at step 0 the discriminator sees
       exactly the released E_D (the choice the official code's continue-training path amounts to);
     - the generator (same width, generator_layers deep) copies the released embedding LayerNorm,
@@ -86,6 +87,7 @@ class _Checkpoint:
     generator: DebertaForMaskedLM | None  # None: a released encoder (no generator published)
     rtd_head: bool
     source: str
+    weights: dict | None = None  # a released encoder's tensors, HF-named (its MLM head for G)
 
 
 def _load(path: str) -> _Checkpoint:
@@ -100,7 +102,10 @@ def _load(path: str) -> _Checkpoint:
         gen = hf.load_pretrained(io.join(path, "generator"), head="mlm")
         return _Checkpoint(disc, gen, head, "an export: generator and discriminator restored")
     source = "a released encoder: E_G := its embeddings, generator from its bottom layers"
-    return _Checkpoint(disc, None, head, source)
+    # the DeBERTa-v3 releases keep their RTD (and MLM) head in pytorch_model.bin itself
+    weights = {hf._canonical(k, "deberta."): v for k, v in hf.read_weights(path).items()}
+    head = head or any(k.startswith("mask_predictions.") for k in weights)
+    return _Checkpoint(disc, None, head, source, weights)
 
 
 @torch.no_grad()
@@ -119,7 +124,7 @@ def init_from_pretrained(
         gen = _grown(ckpt.generator.state_dict(), model.generator.state_dict(), extension)
         model.generator.load_state_dict(gen)
     else:
-        _generator_from_encoder(model, path, ckpt.discriminator.state_dict(), extension)
+        _generator_from_encoder(model, ckpt, extension)
         model.E_G.copy_(_grow(E_D, model.E_G, extension))
     _set_discriminator_table(model, _grow(E_D, model.discriminator_embeddings(), extension))
     head = "restored" if ckpt.rtd_head else "fresh"
@@ -145,20 +150,18 @@ def _set_discriminator_table(model: RTDModel, E_D: torch.Tensor) -> None:
 
 
 def _generator_from_encoder(
-    model: RTDModel, path: str, disc_state: dict, extension: VocabExtension | None
+    model: RTDModel, ckpt: _Checkpoint, extension: VocabExtension | None
 ) -> None:
     keep = model.generator.config.num_hidden_layers
     state = {}
-    for key, value in disc_state.items():
+    for key, value in ckpt.discriminator.state_dict().items():
         if key.startswith("mask_predictions.") or key.endswith("word_embeddings.weight"):
             continue
         if key.startswith("deberta.encoder.layer."):
             if int(key.split(".")[3]) >= keep:
                 continue
         state[key] = value
-    weights = hf.read_weights(path)
-    head = {hf._canonical(k, "deberta."): v for k, v in weights.items()}
-    state.update({k: v for k, v in head.items() if k.startswith("cls.predictions.")})
+    state.update({k: v for k, v in ckpt.weights.items() if k.startswith("cls.predictions.")})
     _load_partial(model.generator, _grown(state, model.generator.state_dict(), extension))
 
 

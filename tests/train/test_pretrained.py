@@ -165,3 +165,24 @@ def test_a_directory_of_no_known_layout_is_refused(tmp_path):
     (tmp_path / hf.TORCH_WEIGHTS).write_bytes(b"")
     with pytest.raises(FileNotFoundError, match="no config.json; expected a Hugging Face model"):
         pretrained_configs(str(tmp_path), None, {})
+
+
+def test_a_released_encoder_keeps_the_heads_its_weights_hold(reference_run, vocab, tmp_path):
+    """As the deberta-v3 hub checkpoints: one pytorch_model.bin with deberta.*, the RTD head
+    (mask_predictions.*) and an MLM head (lm_predictions.lm_head.*), no generator file."""
+    folder = official_layout(reference_run, tmp_path / "released")
+    (folder / hf.OFFICIAL_GENERATOR).unlink()
+    model = init(str(folder), vocab)
+    hf_dir = Path(reference_run) / "hf"
+    disc = hf.load_pretrained(str(hf_dir / "discriminator"), head="rtd").state_dict()
+    gen = hf.load_pretrained(str(hf_dir / "generator"), head="mlm").state_dict()
+    ours = model.discriminator.state_dict()
+    assert torch.equal(
+        ours["mask_predictions.classifier.weight"], disc["mask_predictions.classifier.weight"]
+    )
+    head = model.generator.state_dict()
+    assert torch.equal(
+        head["cls.predictions.transform.dense.weight"],
+        gen["cls.predictions.transform.dense.weight"],
+    )
+    assert torch.equal(model.E_G, disc["deberta.embeddings.word_embeddings.weight"])
