@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from mdeberta import io
 from mdeberta.clean_corpus import list_parts, read_stats
@@ -150,7 +152,13 @@ def extend_vocab(cfg: ExtendVocabConfig, beam_args: list[str] | None = None) -> 
     return _write_manifest(cfg, model, special, extension, base_manifest)
 
 
-def _learn(cfg, trainer: dict, base_proto, totals: dict, lines) -> tuple[object, int]:
+def _learn(
+    cfg: ExtendVocabConfig,
+    trainer: dict,
+    base_proto,
+    totals: dict,
+    lines: Callable[[], Iterator[str]],
+) -> tuple[Any, int]:
     """The candidate model (ModelProto) and its size: `candidates` pieces, or 4 x add doubled
     while it has fewer than `add` pieces the base lacks, within what the text supports."""
     size = cfg.candidates or max(4 * cfg.add, 64)

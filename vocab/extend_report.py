@@ -63,8 +63,8 @@ def change_report(
     }
 
 
-def _cell(value, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
+def _cell(value, spec: str, scale: float = 1.0) -> str:
+    return "n/a" if value is None else format(value * scale, spec)
 
 
 def report_markdown(report: dict, base: str) -> str:
@@ -81,21 +81,15 @@ def report_markdown(report: dict, base: str) -> str:
     for role, by_lang in report["languages"].items():
         for lang, row in by_lang.items():
             before, after = row["before"], row["after"]
-            change = row["pieces_per_unit_change"]
             cells = [
                 role,
                 lang,
                 str(before["paragraphs"]),
                 f"{_cell(before['pieces_per_unit'], '.3f')} / {before['unit']}",
                 _cell(after["pieces_per_unit"], ".3f"),
-                _cell(None if change is None else change * 100, "+.1f"),
-                _cell(None if row["changed_lines"] is None else row["changed_lines"] * 100, ".2f"),
-                _cell(
-                    None
-                    if row["lines_with_new_pieces"] is None
-                    else row["lines_with_new_pieces"] * 100,
-                    ".2f",
-                ),
+                _cell(row["pieces_per_unit_change"], "+.1f", 100),
+                _cell(row["changed_lines"], ".2f", 100),
+                _cell(row["lines_with_new_pieces"], ".2f", 100),
             ]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
