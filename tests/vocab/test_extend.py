@@ -238,3 +238,17 @@ def test_add_is_required(new_corpus, built_vocab, tmp_path):
     cfg = ExtendVocabConfig(base=built_vocab[0], corpus=new_corpus, output=out)
     with pytest.raises(ValueError, match="--add must be >= 1"):
         extend_vocab(cfg)
+
+
+def test_settings_are_documented_and_shared_with_build_vocab():
+    from mdeberta.config import ConfigError, field_docs, load_config
+
+    docs = field_docs(ExtendVocabConfig)
+    assert all(docs.get(f) for f in ExtendVocabConfig.__dataclass_fields__)
+    assert "adapt to" in docs["corpus"]  # its own meaning, not build-vocab's
+    cfg = load_config(ExtendVocabConfig, overrides=["alpha=0.5", "add=10"])
+    settings = cfg.sample_settings(5000, byte_fallback=False)
+    assert (settings.alpha, settings.vocab_size, settings.byte_fallback) == (0.5, 5000, False)
+    for bad, message in [("alpha=0", "alpha must be in"), ("candidates=3", "candidates must")]:
+        with pytest.raises(ConfigError, match=message):
+            load_config(ExtendVocabConfig, overrides=[bad])
