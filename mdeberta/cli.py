@@ -24,6 +24,7 @@ COMMANDS: list[tuple[str, Callable | typer.Typer]] = [
     # one line per command, in the order of the flow
     ("clean", pipelines_cli.clean),
     ("build-vocab", vocab_cli.build_vocab),
+    ("extend-vocab", vocab_cli.extend_vocab),
     ("shard", pipelines_cli.shard),
     ("train", train_cli.train),
     ("export", train_cli.export),

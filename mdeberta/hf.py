@@ -11,6 +11,13 @@ Our module names are HF's, so weights map one to one. What this module adds:
     names are read too. The decoder weight is the word-embedding table and is not stored twice.
   * The discriminator is written as a plain DebertaV2Model (what AutoModel loads); its RTD head,
     which HF has no class for, goes beside it in rtd_head.safetensors.
+  * The official trainer's continue-training layout (microsoft/DeBERTa, rtd.sh `*-continue`):
+    `pytorch_model.bin` (the discriminator: `deberta.*`, `mask_predictions.*` with the head's
+    `classifer` typo, GDES's E_Δ as `deberta.embeddings.word_embeddings._weight`) beside
+    `pytorch_model.generator.bin` (the generator: `deberta.*`, `lm_predictions.lm_head.*`, and the
+    absolute position table its EMD reads, which HF's and our MLM head do not use). The generator's
+    sizes are read from its weights (its depth, width, FFN width; head size as the
+    discriminator's): no config of it is published. Both load with `weights_only=True`.
 Every path may be an fsspec URL. Files are written under temporary names and renamed into place;
 writing the artifact manifest is left to the caller, which knows the inputs.
 """
@@ -18,6 +25,7 @@ writing the artifact manifest is left to the caller, which knows the inputs.
 from __future__ import annotations
 
 import io as _io
+import pickle
 import warnings
 
 import torch
@@ -36,6 +44,10 @@ from mdeberta.model import (
 WEIGHTS = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"
 TORCH_WEIGHTS = "pytorch_model.bin"
+OFFICIAL_GENERATOR = "pytorch_model.generator.bin"  # beside TORCH_WEIGHTS in the official layout
+# the official GDES discriminator's E_delta: its word table's `_weight` (`weight` is E_G + E_delta)
+_E_DELTA = "embeddings.word_embeddings._weight"
+_WORD_TABLE = "deberta.embeddings.word_embeddings.weight"
 RTD_HEAD = "rtd_head.safetensors"
 TOKENIZER_FILES = (
     "spm.model",
@@ -142,10 +154,7 @@ def read_weights(path: str) -> dict[str, torch.Tensor]:
 
     def read(name: str) -> dict[str, torch.Tensor]:
         url = io.join(path, name)
-        if not name.endswith(".bin"):
-            return _read_safetensors(url)
-        with io.open_file(url, "rb", compression=None) as f:
-            return torch.load(_io.BytesIO(f.read()), map_location="cpu", weights_only=True)
+        return read_torch(url) if name.endswith(".bin") else _read_safetensors(url)
 
     if io.exists(io.join(path, WEIGHTS_INDEX)):
         shards = sorted(set(io.read_json(io.join(path, WEIGHTS_INDEX))["weight_map"].values()))
@@ -154,6 +163,38 @@ def read_weights(path: str) -> dict[str, torch.Tensor]:
         if io.exists(io.join(path, name)):
             return read(name)
     raise FileNotFoundError(f"{path}: no {WEIGHTS}, {WEIGHTS_INDEX} or {TORCH_WEIGHTS}")
+
+
+def read_torch(url: str) -> dict[str, torch.Tensor]:
+    """A pytorch_model*.bin state dict, loaded with weights_only=True (tensors only: no code from
+    the file runs); anything else is a one-line error naming the file."""
+    try:
+        state = _torch_load(url)
+    except pickle.UnpicklingError:
+        raise ValueError(
+            f"{url}: holds objects other than tensors; not loaded (weights_only=True: loading "
+            "them would run code from the file)"
+        ) from None
+    except OSError:
+        raise
+    except Exception as e:  # torch's readers fail on a foreign file with whatever they hit
+        reason = ": ".join(filter(None, [type(e).__name__, " ".join(str(e).split())[:160]]))
+        raise ValueError(f"{url}: not a PyTorch state dict ({reason})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{url}: not a state dict of tensors only ({type(state).__name__})")
+    return state
+
+
+def _torch_load(url: str):
+    load = {"map_location": "cpu", "weights_only": True}
+    if io.is_local(url):
+        path = io.url_to_fs(url)[1]
+        try:  # memory-mapped: reading the generator's shapes for its config costs nothing
+            return torch.load(path, mmap=True, **load)
+        except RuntimeError:  # a file in the pre-1.6 format cannot be memory-mapped
+            pass
+    with io.open_file(url, "rb", compression=None) as f:
+        return torch.load(_io.BytesIO(f.read()), **load)
 
 
 def _canonical(key: str, encoder_prefix: str) -> str:
@@ -215,6 +256,65 @@ def load_pretrained(path: str, head: str = "base", num_labels: int | None = None
     if missing:
         warnings.warn(f"{path}: no weights for {missing}; initialised fresh", stacklevel=2)
     return model.eval()
+
+
+# the official continue-training layout
+
+
+def is_official(path: str) -> bool:
+    """Whether `path` holds the official layout: a generator beside the discriminator."""
+    return io.exists(io.join(path, OFFICIAL_GENERATOR))
+
+
+def generator_config(discriminator: DebertaConfig, weights: dict) -> DebertaConfig:
+    """The official generator's config: the discriminator's, with the depth, widths and vocabulary
+    its weights have (heads of the discriminator's head size)."""
+    keys = {_canonical(k, "deberta."): v for k, v in weights.items()}
+    layers = {int(k.split(".")[3]) for k in keys if k.startswith("deberta.encoder.layer.")}
+    needed = (_WORD_TABLE, "deberta.embeddings.LayerNorm.weight")
+    if not layers or any(k not in keys for k in needed):
+        raise ValueError(
+            f"{OFFICIAL_GENERATOR} has no DeBERTa encoder weights (deberta.encoder.layer.*, "
+            f"{_WORD_TABLE}); found {sorted(keys)[:6]}"
+        )
+    rows, width = keys[_WORD_TABLE].shape
+    hidden = keys["deberta.embeddings.LayerNorm.weight"].shape[0]
+    head_size = discriminator.hidden_size // discriminator.num_attention_heads
+    return discriminator.replace(
+        vocab_size=rows,
+        hidden_size=hidden,
+        num_hidden_layers=max(layers) + 1,
+        num_attention_heads=hidden // head_size,
+        intermediate_size=keys["deberta.encoder.layer.0.intermediate.dense.weight"].shape[0],
+        embedding_size=None if width == hidden else width,
+    )
+
+
+def load_official(path: str) -> tuple[DebertaForRTD, DebertaForMaskedLM, bool]:
+    """(discriminator, generator, whether the RTD head was in the checkpoint) of an official
+    continue-training directory; E_D is the merged table, or E_G + E_delta when only E_delta was
+    saved (how the official trainer's GDES state dict holds it)."""
+    disc_config = config_from_hf(io.read_json(io.join(path, "config.json")))
+    gen_weights = read_torch(io.join(path, OFFICIAL_GENERATOR))
+    generator = DebertaForMaskedLM(generator_config(disc_config, gen_weights))
+    _load_reporting(generator, gen_weights, io.join(path, OFFICIAL_GENERATOR))
+    weights = {_canonical(k, "deberta."): v for k, v in read_weights(path).items()}
+    delta = weights.pop("deberta." + _E_DELTA, None)
+    if _WORD_TABLE not in weights and delta is not None:
+        weights[_WORD_TABLE] = generator.deberta.embeddings.word_embeddings.weight + delta
+    discriminator = DebertaForRTD(disc_config)
+    _load_reporting(discriminator, weights, path)
+    head = any(k.startswith("mask_predictions.") for k in weights)
+    return discriminator.eval(), generator.eval(), head
+
+
+def _load_reporting(model: nn.Module, weights: dict, where: str) -> None:
+    try:
+        missing = load_state(model, weights)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+    if missing and not all(k.startswith("mask_predictions.") for k in missing):
+        warnings.warn(f"{where}: no weights for {missing}; initialised fresh", stacklevel=3)
 
 
 def _label_names(hf_config: dict, num_labels: int | None) -> tuple[int, list[str] | None]:

@@ -34,16 +34,14 @@ from mdeberta.train.build import (
     build_optimizers,
     load_model_configs,
     model_configs,
+    round_up,
 )
 from mdeberta.train.config import TrainConfig
 from mdeberta.train.export import export_run
 from mdeberta.train.loop import Trainer
 from mdeberta.train.metrics import CURVES, METRICS, MetricsLogger, plot_curves, read_metrics
-from mdeberta.train.pretrained import (
-    check_pretrained_vocab,
-    init_from_pretrained,
-    pretrained_configs,
-)
+from mdeberta.train.pretrained import discriminator_dir, init_from_pretrained, pretrained_configs
+from mdeberta.train.resize import VocabExtension, check_rows, find_extension
 
 FORMAT_VERSION = 1
 # settings a resumed run may change; anything else must match the checkpoint's run
@@ -55,13 +53,22 @@ MUTABLE = {"steps", "lr", "discriminator_lr", "warmup_steps", "grad_clip", "log_
 RUN_FILES = (MANIFEST, RUN_INFO, METRICS, CURVES, ckpt.CHECKPOINTS, "hf", "tensorboard")
 
 
-def _new_run_info(cfg: TrainConfig, data: str, dataset, world_size: int) -> dict[str, Any]:
+def _new_run_info(
+    cfg: TrainConfig, data: str, dataset, world_size: int, vocab_dir: str | None
+) -> tuple[dict[str, Any], VocabExtension | None]:
+    """run.json's content, and the vocabulary extension --init-from grows the model to, if any."""
     vocab = dataset.manifest["vocab"]
+    extension = None
     if cfg.init_from:
-        check_pretrained_vocab(cfg.init_from, dataset.manifest, data)
+        folder = discriminator_dir(cfg.init_from)
+        extension = find_extension(folder, dataset.manifest, data, vocab_dir)
         disc, gen = pretrained_configs(
             cfg.init_from, cfg.model.generator_layers, cfg.model.overrides()
         )
+        if extension is not None:  # new rows for the new pieces, rounded as a fresh model's
+            check_rows(extension, disc.vocab_size, folder)
+            rows = max(disc.vocab_size, round_up(dataset.vocab_size, cfg.model.vocab_multiple))
+            disc, gen = disc.replace(vocab_size=rows), gen.replace(vocab_size=rows)
         if disc.pad_token_id != dataset.special_ids["pad"]:
             raise ConfigError(
                 f"--init-from {cfg.init_from}: pad id {disc.pad_token_id}, the "
@@ -74,7 +81,7 @@ def _new_run_info(cfg: TrainConfig, data: str, dataset, world_size: int) -> dict
             )
     else:
         disc, gen = model_configs(cfg, vocab, dataset.seq_len)
-    return {
+    info = {
         "format_version": FORMAT_VERSION,
         "config": config_to_dict(cfg),
         "data": str(data),
@@ -85,6 +92,9 @@ def _new_run_info(cfg: TrainConfig, data: str, dataset, world_size: int) -> dict
         "discriminator": dataclasses.asdict(disc),
         "generator": dataclasses.asdict(gen),
     }
+    if extension is not None:
+        info["vocab_extension"] = extension.summary()
+    return info, extension
 
 
 def _check_resume(saved: dict[str, Any], cfg: TrainConfig, dataset, run_dir: str) -> None:
@@ -145,9 +155,10 @@ def _train(data: str, output: str, cfg: TrainConfig, vocab: str | None, env) -> 
         _check_resume(info, cfg, dataset, output)
         info["config"] = config_to_dict(cfg)
         info["shards_identity"] = dataset.identity
+        extension = None
     else:
-        info = _new_run_info(cfg, data, dataset, env.world_size)
-    trainer = _build_trainer(cfg, info, dataset, env, output, resuming)
+        info, extension = _new_run_info(cfg, data, dataset, env.world_size, vocab)
+    trainer = _build_trainer(cfg, info, dataset, env, output, resuming, extension)
     if env.is_main:
         io.makedirs(output)
         invalidate(output)  # continuing: incomplete until the manifest is written again
@@ -184,11 +195,11 @@ def start_over(output: str) -> None:
     print(f"mdeberta: --fresh: removed the earlier run from {output}: {what}", file=sys.stderr)
 
 
-def _build_trainer(cfg, info, dataset, env, output, resuming: bool) -> Trainer:
+def _build_trainer(cfg, info, dataset, env, output, resuming: bool, extension) -> Trainer:
     disc_cfg, gen_cfg = load_model_configs(info)
     model = build_model(cfg, disc_cfg, gen_cfg, info["vocab"])
     if not resuming and cfg.init_from:
-        message = init_from_pretrained(model, cfg.init_from)
+        message = init_from_pretrained(model, cfg.init_from, extension)
         if env.is_main:
             print(message, file=sys.stderr)
     model.to(env.device)

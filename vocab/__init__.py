@@ -1,4 +1,4 @@
-"""The vocabulary stage: `mdeberta build-vocab`.
+"""The vocabulary stage: `mdeberta build-vocab` and `mdeberta extend-vocab`.
 
 - ``vocab.config``: VocabConfig, every setting (recorded whole in the manifest).
 - ``vocab.build``: the steps: α-sample the clean corpus (pipelines.sample_vocab, Beam), check
@@ -7,7 +7,10 @@
 - ``vocab.tokenizer``: the Hugging Face files (tokenizer.json written from spm.model so that
   transformers gives SentencePiece's ids), mDeBERTa's special ids.
 - ``vocab.report``: report.json / report.md per language and script.
-- ``vocab.cli``: the typer command.
+- ``vocab.extend``: extend-vocab's steps (a base vocabulary + a clean corpus -> an extended
+  vocabulary, every base id kept); ``vocab.extend_config``, ``vocab.extend_pieces`` (which pieces,
+  their scores, the extended spm.model), ``vocab.extend_report`` (before/after per language).
+- ``vocab.cli``: the typer commands.
 
 The vocabulary directory: spm.model, spm.vocab, tokenizer.json, tokenizer_config.json,
 special_tokens_map.json, report.json, report.md, manifest.json (kind "vocabulary", with

@@ -66,7 +66,7 @@ def _languages(cfg: VocabConfig) -> list[str] | None:
     return resolve_languages(cfg.languages)
 
 
-def _write_vocab_files(out: str, model: bytes) -> dict:
+def write_vocab_files(out: str, model: bytes) -> dict:
     with io.atomic_write(io.join(out, "spm.model"), "wb") as f:
         f.write(model)
     proto = load_model_proto(model)
@@ -90,12 +90,14 @@ def _report(cfg: VocabConfig, model: bytes, languages: list[str]) -> dict:
     return report
 
 
-def _sample(cfg: VocabConfig, beam_args) -> tuple[dict, list[str]]:
-    """Run the Beam sampling job in a fresh child process (Beam never loads beside the trainer)."""
+def draw_sample(cfg: VocabConfig, beam_args) -> tuple[dict, list[str]]:
+    """Draw the sample into {output}/sample/ (no old parts left there) with the Beam sampling job,
+    in a fresh child process (Beam never loads beside the trainer); (its stats, its files)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     sample_dir = io.join(cfg.output, "sample")
+    remove(sample_dir)
     job = {
         "alpha": cfg.alpha,
         "sentences": cfg.sentences,
@@ -112,6 +114,13 @@ def _sample(cfg: VocabConfig, beam_args) -> tuple[dict, list[str]]:
     if not sample["totals"].get("lines"):
         raise ValueError(f"the sample of {cfg.corpus} is empty: the corpus has no paragraphs")
     return sample, sample_files(sample_dir)
+
+
+def remove(url: str) -> None:
+    """Delete a file or directory tree, if it is there."""
+    if io.exists(url):
+        fs, path = io.url_to_fs(url)
+        fs.rm(path, recursive=True)
 
 
 def _sample_job(corpus: str, sample_dir: str, job: dict) -> dict:
@@ -131,11 +140,8 @@ def build_vocab(cfg: VocabConfig, beam_args: list[str] | None = None) -> dict:
     list_parts(cfg.corpus, _languages(cfg))
     read_stats(cfg.corpus)
     invalidate(cfg.output)  # rebuilding: never look complete midway
-    if io.exists(sample := io.join(cfg.output, "sample")):  # and no old sample parts
-        fs, path = io.url_to_fs(sample)
-        fs.rm(path, recursive=True)
     clock = _Clock()
-    sample, files = _sample(cfg, beam_args)
+    sample, files = draw_sample(cfg, beam_args)
     plan = sample["plan"]
     totals = sample["totals"]
     clock.lap("sample")
@@ -147,14 +153,13 @@ def build_vocab(cfg: VocabConfig, beam_args: list[str] | None = None) -> dict:
     log.info("training SentencePiece on %s lines (%s chars)", totals["lines"], totals["chars"])
     model = _portable(train_spm(source, cfg, memory)[0])
     clock.lap("train")
-    special = _write_vocab_files(cfg.output, model)
+    special = write_vocab_files(cfg.output, model)
     clock.lap("tokenizer_files")
     report = _report(cfg, model, sorted(plan["languages"]))
     _check_coverage(cfg, report, sample)
     clock.lap("report")
     if not cfg.keep_sample:
-        fs, path = io.url_to_fs(io.join(cfg.output, "sample"))
-        fs.rm(path, recursive=True)
+        remove(io.join(cfg.output, "sample"))
     seconds = {"wall": clock.laps, "cpu": clock.cpu_laps}
     extra = {"sample": sample, "plan": plan, "memory": memory, "seconds": seconds}
     return _write_manifest(cfg, model, special, **extra)

@@ -1,4 +1,5 @@
-"""The `mdeberta build-vocab` command. Light: Beam and SentencePiece load only when it runs."""
+"""The `mdeberta build-vocab` and `extend-vocab` commands. Light: Beam and SentencePiece load only
+when one runs."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import typer
 
 from mdeberta.command import config_command
 from mdeberta.vocab.config import VocabConfig
+from mdeberta.vocab.extend_config import ExtendVocabConfig
 
 
 @config_command(VocabConfig, required=("corpus", "output"), extra_args=True)
@@ -37,5 +39,37 @@ def build_vocab(ctx: typer.Context, *, cfg: VocabConfig) -> None:
         "capped_languages": sorted(
             k for k, v in manifest["sampling"]["languages"].items() if v["capped"]
         ),
+    }
+    typer.echo(json.dumps(summary, indent=2))
+
+
+@config_command(ExtendVocabConfig, required=("base", "corpus", "output", "add"), extra_args=True)
+def extend_vocab(ctx: typer.Context, *, cfg: ExtendVocabConfig) -> None:
+    """Add the pieces a new language needs to a vocabulary, keeping every id it has.
+
+    Trains a unigram model on an α-sampled sample of the corpus (normalised as the base normalises
+    text), keeps the --add most probable pieces the base lacks, and writes a vocabulary directory
+    like build-vocab's: the base's ids unchanged ([MASK] included), the new pieces after them,
+    extension.json (each new piece's base segmentation, from which `train --init-from` starts its
+    embedding), report.json / report.md (pieces per word before and after, lines changed) and
+    manifest.json last, which names the base's sha256. Unknown options go to Beam.
+
+    \b
+    Example:
+      mdeberta extend-vocab --base mdeberta-v3-base/ --corpus clean-am/ \\
+          --output vocab-am/ --add 8000 --check-corpus clean-base/
+    """
+    # lazy: keeps `mdeberta --help` light (extending imports SentencePiece, the sample Beam)
+    from mdeberta.vocab.extend import extend_vocab as run
+
+    manifest = run(cfg, list(ctx.args))
+    extension = manifest["extension"]
+    summary = {
+        "output": cfg.output,
+        "vocab_size": manifest["vocab_size"],
+        "spm_sha256": manifest["spm_sha256"],
+        "base": extension["base"],
+        "added": extension["added"],
+        "first_new_id": extension["first_new_id"],
     }
     typer.echo(json.dumps(summary, indent=2))

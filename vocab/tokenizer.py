@@ -2,7 +2,9 @@
 
 mDeBERTa's ids: [PAD]=0, [CLS]=1, [SEP]=2, [UNK]=3 are SentencePiece's pad/bos/eos/unk pieces,
 then the learned pieces (and the 256 byte-fallback pieces), then [MASK] = the number of pieces,
-added on top of spm.model (as mDeBERTa's own [MASK] = 250101).
+added on top of spm.model (as mDeBERTa's own [MASK] = 250101). An extended vocabulary
+(vocab/extend.py) keeps every base id: its spm.model holds [MASK] as a control piece at the base's
+[MASK] id, and the new pieces follow it, so SentencePiece and the tokenizer files give the same ids.
 
 tokenizer.json is built here, not converted by transformers: transformers 5's DebertaV2Tokenizer
 rebuilds its backend from the vocabulary with byte fallback off and an NFC normalizer instead of the
@@ -47,9 +49,20 @@ def load_model_proto(spm_model: bytes):
     return proto
 
 
-def special_ids(num_pieces: int) -> dict[str, int]:
-    """The special ids recorded in manifests: [MASK] follows the spm pieces."""
-    return {"pad": 0, "cls": 1, "sep": 2, "unk": 3, "mask": num_pieces}
+def special_ids(mask: int) -> dict[str, int]:
+    """The special ids recorded in manifests, given [MASK]'s id (`mask_id`: the number of spm
+    pieces, unless an extension put [MASK] inside spm.model)."""
+    return {"pad": 0, "cls": 1, "sep": 2, "unk": 3, "mask": mask}
+
+
+def mask_id(proto) -> int:
+    """[MASK]'s id: its control piece's in an extended spm.model, else the one after the pieces."""
+    return next((i for i, p in enumerate(proto.pieces) if p.piece == MASK), len(proto.pieces))
+
+
+def num_ids(proto) -> int:
+    """The tokenizer's size: every spm piece, and [MASK] when it is not one of them."""
+    return len(proto.pieces) + (mask_id(proto) == len(proto.pieces))
 
 
 def check_special_pieces(proto) -> None:
@@ -72,7 +85,8 @@ def _unigram_vocab(proto) -> list[list]:
     scores = [p.score for p in proto.pieces if p.type == _NORMAL]
     floor = (min(scores) if scores else 0.0) - _UNUSED_PENALTY
     rows = [[p.piece, floor if p.type == _BYTE else p.score] for p in proto.pieces]
-    rows.append([MASK, 0.0])
+    if mask_id(proto) == len(rows):
+        rows.append([MASK, 0.0])
     return rows
 
 
@@ -130,7 +144,7 @@ def tokenizer_json(proto) -> dict:
     """A tokenizers serialization that encodes like SentencePiece (with [MASK] added)."""
     check_special_pieces(proto)
     spec = proto.normalizer_spec
-    ids = special_ids(len(proto.pieces))
+    ids = special_ids(mask_id(proto))
     prepend = "always" if spec.add_dummy_prefix else "never"
     added = [_added_token(i, p) for i, p in enumerate(SPECIAL_PIECES)]
     added.append(_added_token(ids["mask"], MASK))
@@ -182,8 +196,8 @@ def special_tokens_map() -> dict:
     }
 
 
-def tokenizer_config(num_pieces: int) -> dict:
-    ids = special_ids(num_pieces)
+def tokenizer_config(mask: int) -> dict:
+    ids = special_ids(mask)
     decoder = {str(ids[name]): _added_token(ids[name], tok) for name, tok in _ROLES.items()}
     for entry in decoder.values():
         del entry["id"]
@@ -210,6 +224,6 @@ def write_tokenizer_files(vocab_dir: str, spm_model: bytes) -> dict[str, int]:
     # tokenizer.json is large (250K rows): compact separators, ensure_ascii off for readability
     text = json.dumps(tok, ensure_ascii=False, separators=(",", ":"))
     io.write_text(io.join(vocab_dir, "tokenizer.json"), text)
-    io.write_json(io.join(vocab_dir, "tokenizer_config.json"), tokenizer_config(len(proto.pieces)))
+    io.write_json(io.join(vocab_dir, "tokenizer_config.json"), tokenizer_config(mask_id(proto)))
     io.write_json(io.join(vocab_dir, "special_tokens_map.json"), special_tokens_map())
-    return special_ids(len(proto.pieces))
+    return special_ids(mask_id(proto))
