@@ -119,6 +119,25 @@ def prepare(work: Path, vocab_size: int, seq_len: int, log: Path) -> None:
 
 # recipes: `--set` overrides on top of train/configs/xsmall.toml (preset xsmall: 12 x 384)
 RECIPES: dict[str, dict] = {
+    "s1": {
+        "vocab_size": 16000,
+        "seq_len": 128,
+        "steps": 1500,
+        "eval_every": 250,
+        "set": [
+            "model.num_hidden_layers=4",
+            "model.hidden_size=128",
+            "model.num_attention_heads=2",
+            "model.intermediate_size=512",
+            "model.position_buckets=64",
+            "model.max_relative_positions=128",
+            "model.max_position_embeddings=128",
+            "batch_size=32",
+            "micro_batch_size=32",
+            "lr=2e-3",
+            "warmup_steps=100",
+        ],
+    },
     "r1": {
         "vocab_size": 16000,
         "seq_len": 128,
