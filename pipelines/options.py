@@ -1,7 +1,8 @@
 """Beam pipeline options shared by the jobs: local defaults, --workers, pass-through of the rest.
 
 Locally a job runs on FnApiRunner (bare DirectRunner first tries to download the Prism runner and
-can hang offline). `workers=1` runs in this process; `workers=N>1` starts N SDK worker processes
+can hang offline), or on Prism when `--prism_location` names a Prism binary the user has.
+`workers=1` runs in this process; `workers=N>1` starts N SDK worker processes
 (direct_running_mode=multi_processing), which is also a check that every DoFn pickles, as Dataflow
 needs. Any other option (--runner DataflowRunner, --project, --temp_location, --setup_file ...)
 goes to Beam untouched.
@@ -36,17 +37,20 @@ def option_value(args: Sequence[str], name: str) -> str | None:
 
 
 def beam_args(args: Sequence[str] = (), *, workers: int | None = None) -> list[str]:
-    """Beam's argv: `args` plus FnApiRunner unless a runner is named, plus the worker settings.
+    """Beam's argv: `args` plus a runner unless one is named, plus the worker settings.
 
-    `workers` only applies to local runners and never overrides --direct_num_workers or
-    --direct_running_mode given explicitly.
+    The runner named for you is FnApiRunner, never bare DirectRunner (whose first move is to
+    download Prism), or PrismRunner when --prism_location points at a Prism binary: only Prism
+    reads that option, so FnApiRunner would ignore it silently. `workers` only applies to the
+    FnApiRunner family and never overrides --direct_num_workers or --direct_running_mode given
+    explicitly. `--setup_file` becomes an absolute path (_absolute_setup_file).
     """
     if workers is not None and workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
-    out = list(args)
+    out = [_absolute_setup_file(arg, args[i - 1] if i else "") for i, arg in enumerate(args)]
     runner = option_value(out, "runner")
     if runner is None:
-        runner = "FnApiRunner"
+        runner = "PrismRunner" if option_value(out, "prism_location") else "FnApiRunner"
         out.append(f"--runner={runner}")
     if runner in LOCAL_RUNNERS and workers is not None:
         if option_value(out, "direct_running_mode") is None:
@@ -55,6 +59,16 @@ def beam_args(args: Sequence[str] = (), *, workers: int | None = None) -> list[s
         if option_value(out, "direct_num_workers") is None:
             out.append(f"--direct_num_workers={workers}")
     return out
+
+
+def _absolute_setup_file(arg: str, previous: str) -> str:
+    """`--setup_file` made absolute: Beam's stager runs `python -m build` from the file's folder,
+    and for a bare `pyproject.toml` that folder is '' (FileNotFoundError: '')."""
+    if previous == "--setup_file" and "://" not in arg:
+        return os.path.abspath(arg)
+    if arg.startswith("--setup_file=") and "://" not in arg:
+        return "--setup_file=" + os.path.abspath(arg.split("=", 1)[1])
+    return arg
 
 
 def pipeline_options(args: Sequence[str] = (), *, workers: int | None = None, **overrides):

@@ -16,6 +16,7 @@ from mdeberta.pipelines.options import (
     WORKER_MALLOC_ENV,
     beam_args,
     pipeline,
+    pipeline_options,
     tuned_for_local_run,
 )
 
@@ -94,3 +95,77 @@ def test_settings_in_the_environment_win_and_remote_runners_get_nothing(monkeypa
     with tuned_for_local_run(beam_args(["--runner", "DataflowRunner"], workers=2)):
         assert gc.get_threshold() == threshold
         assert "MALLOC_TRIM_THRESHOLD_" not in os.environ
+
+
+# Prism: bare DirectRunner downloads it; our defaults must never get that far
+
+
+@pytest.fixture
+def prism_binary_requests(monkeypatch):
+    """The calls Beam makes to get a Prism binary (download or cache), each refused: a run that
+    asks falls back to FnApiRunner, so only this record tells that it asked."""
+    from apache_beam.runners.portability import prism_runner
+
+    calls = []
+
+    def refuse(self):
+        calls.append(self)
+        raise RuntimeError("test: no Prism binary here")
+
+    monkeypatch.setattr(prism_runner.PrismJobServer, "_get_executable_path", refuse)
+    return calls
+
+
+def _run_tiny(args) -> str:
+    with pipeline(args) as p:
+        doubled = p | beam.Create([1, 2, 3]) | beam.Map(lambda x: 2 * x)
+        assert_that(doubled, equal_to([2, 4, 6]))
+    return type(p.runner).__name__
+
+
+def test_default_runner_never_asks_for_prism(prism_binary_requests):
+    # every job builds its pipeline through options.pipeline, so this is every job's default
+    assert _run_tiny([]) == "FnApiRunner"
+    assert not prism_binary_requests
+
+
+@pytest.mark.skipif(
+    tuple(map(int, beam.__version__.split(".")[:2])) < (2, 68), reason="Prism is tried from 2.68"
+)
+def test_bare_direct_runner_would_ask_for_prism(prism_binary_requests):
+    """The hazard the default avoids, and proof that the record above would see it."""
+    _run_tiny(["--runner", "DirectRunner"])
+    assert prism_binary_requests
+
+
+def test_prism_location_runs_prism_on_that_binary(tmp_path, monkeypatch):
+    from apache_beam.runners.portability import prism_runner
+
+    binary = tmp_path / "prism"
+    binary.write_bytes(b"")  # never started: only the command Beam would start is checked
+    args = ["--prism_location", str(binary)]
+    assert beam_args(args) == [*args, "--runner=PrismRunner"]
+    # a runner the user names stays (DirectRunner also reads --prism_location)
+    assert beam_args(["--runner", "DirectRunner", *args])[:2] == ["--runner", "DirectRunner"]
+
+    def no_download(url, *a, **k):
+        raise AssertionError(f"downloaded {url}")
+
+    monkeypatch.setattr(prism_runner, "urlopen", no_download)
+    server = prism_runner.PrismJobServer(pipeline_options(args))
+    command, _ = server.subprocess_cmd_and_endpoint()
+    assert command[0] == str(binary)
+
+
+def test_setup_file_becomes_absolute(tmp_path, monkeypatch):
+    """Beam's stager builds the package from the file's folder: '' for a bare name, an error."""
+    monkeypatch.chdir(tmp_path)
+    dataflow = ["--runner", "DataflowRunner"]
+    assert beam_args(["--setup_file", "pyproject.toml", *dataflow])[:2] == [
+        "--setup_file",
+        str(tmp_path / "pyproject.toml"),
+    ]
+    assert beam_args(["--setup_file=./pyproject.toml", *dataflow])[0] == (
+        f"--setup_file={tmp_path / 'pyproject.toml'}"
+    )
+    assert beam_args(["--project", "pyproject.toml", *dataflow])[1] == "pyproject.toml"

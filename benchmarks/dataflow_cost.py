@@ -1,0 +1,310 @@
+"""What the three Beam jobs would cost on Dataflow at real sizes, from measured per-core speeds.
+
+    python benchmarks/dataflow_cost.py                      # XNLI's 15 languages, all of CC-100
+    python benchmarks/dataflow_cost.py --sets 'xnli;xnli,ja' --wall-hours 4
+    python benchmarks/dataflow_cost.py --markdown           # the table of docs/dataflow.md
+
+Prints JSON: for each language set and job, the text it reads, vCPU-hours, the GB through each
+shuffle (step by step, as named in the job graph; tests/pipelines/test_dataflow.py checks that
+these are the graph's GroupByKeys), the side inputs and the largest one, the workers of a given
+machine type that keep the job under the wall time, the cost and the share of it that is shuffle.
+docs/dataflow.md has the resulting table.
+
+Every input is a constant below that says where it comes from: MEASURED (docs/benchmarks.md, on a
+2-core machine; re-measure before quoting), COMPUTED here from the job's own formats, PUBLISHED
+(prices, with their date) or ASSUMED (no measurement exists; the docs say so). File sizes come
+from the language registry (mdeberta/resources/languages.tsv, compressed CC-100 sizes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import pickle
+from array import array
+
+from mdeberta.languages import get_language, resolve_languages
+
+MB, GB = 1e6, 1e9
+
+# MEASURED (docs/benchmarks.md)
+CLEAN_MB_PER_CORE_S = 4.04
+"""Cleaning job, MB of text per second per core: the median of the three 203 MB runs (4.58,
+3.90, 4.04; FnApiRunner with 2 worker processes, Beam's start-up included)."""
+SAMPLE_MB_PER_CORE_S = 54.0 / 6.315
+"""Vocabulary sample: build-vocab's sampling step read 54 MB in 6.3 s of wall time on one core,
+Beam's start-up included (a lower bound of its speed)."""
+SHARD_TOKENS_PER_CPU_S = 3.18e6 * 0.846
+"""Shard job end to end, tokens per CPU-second: raw SentencePiece encode (3.18 M/CPU-s) times the
+job's measured ratio to it (0.846), the slower of the two 54.7 MB runs (the other: 3.02 M)."""
+TOKENS_PER_TEXT_BYTE = 3_164_101 / 12.8e6
+"""Tokens per byte of text with the benchmark's 8,000-piece vocabulary; a 250K vocabulary makes
+fewer tokens, so this overstates the shard job's tokens."""
+PACKED_RATIO = 3.1
+"""zstd level 1 on the documents the cleaning job ships between workers (`read.pack`): 3.1x on
+the benchmark text, 2.3-4.6x on real text."""
+
+# ASSUMED
+TEXT_PER_XZ_BYTE = 2.5e12 / 590.457e9
+"""Text bytes per byte of .txt.xz: the 116 files (590.5 GB compressed) hold XLM-R's "2.5 TB"; by
+language it ranges from 3.7 (en) to 9.3 (ka)."""
+BYTES_PER_PARAGRAPH = 300
+"""CC-100 bytes per line: 288-322 in Hugging Face's cc100 size table (am, sr, ka)."""
+PARAGRAPHS_PER_DOCUMENT = 6
+DUPLICATE_SHARE = 0.10
+"""Paragraph occurrences the exact dedup drops (CC-100 was deduplicated by cc_net, per group of
+shards only); each drop is one entry of the drops side input."""
+READ_MB_PER_CORE_S = 30.0
+"""One read task (xz decompression, splitting, packing) on one core: one file is read by one
+task, so the largest file sets a floor to the cleaning job's wall time."""
+STARTUP_HOURS = 0.15
+"""Worker start-up (container, staged package and its dependencies), per worker and job."""
+SAMPLED_PARAGRAPHS = 10_000_000
+"""Paragraphs the vocabulary sample draws (build-vocab's default)."""
+
+# PUBLISHED, not confirmed from this machine (no network): Dataflow batch list prices in
+# us-central1 as on cloud.google.com/dataflow/pricing in 2025. Check before quoting.
+PRICES = {"vcpu_hour": 0.056, "memory_gb_hour": 0.003557, "shuffle_gb": 0.011}
+
+MACHINES = {"n2-standard-4": (4, 16), "n2-highmem-4": (4, 32)}  # vCPUs, GB
+JOB_MACHINES = {"clean": "n2-highmem-4", "sample-vocab": "n2-standard-4", "shard": "n2-standard-4"}
+"""clean holds one output shard (100 M characters) in memory: high-memory workers."""
+
+# COMPUTED from the jobs' formats
+SHARD_CHARS = 100_000_000  # CleanConfig.shard_chars
+CHUNK_CHARS = 50_000_000  # ShardConfig.chunk_chars
+SEQUENCES_PER_SHARD, SEQ_LEN = 32_768, 512
+
+
+def _pickled_bytes(items: list) -> float:
+    return len(pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL)) / len(items)
+
+
+def drop_bytes() -> float:
+    """One drop ((id, file, position), paragraph, reason) as the drops side input encodes it."""
+    return _pickled_bytes([((f"{i:032x}", 3, 10_000 + i), 2, "duplicate") for i in range(1000)])
+
+
+def dedup_key_bytes(paragraphs: int) -> float:
+    """A document's dedup keys as `dedup.pack_keys` packs them (ref once, hashes as arrays)."""
+    ref = _pickled_bytes([(f"{i:032x}", 3, 10_000 + i) for i in range(1000)])
+    columns = array("Q").itemsize + array("I").itemsize  # document hash, ref number
+    columns += paragraphs * (array("Q").itemsize + array("I").itemsize + array("i").itemsize)
+    return ref + columns
+
+
+# shuffles: the GroupByKey steps of each job graph -> bytes, from the job's sizes
+SHUFFLES: dict[str, list[tuple[str, str]]] = {
+    "clean": [
+        ("Files", "the file list (Create)"),
+        ("Redistribute", "every document read, packed"),
+        ("MergeReadStats", "counters per bundle"),
+        ("FirstPositions", "positions, only with --max-docs-per-lang"),
+        ("Dedup", "dedup keys of every kept document"),
+        ("GroupByShard", "every kept document, packed"),
+        ("MergeStats", "counters per bundle and shard"),
+    ],
+    "sample-vocab": [
+        ("Files", "the file list (Create)"),
+        ("ByFile", "the drawn lines"),
+        ("CountPerLang", "counters per file"),
+        ("AllLangs", "counters per language"),
+    ],
+    "shard": [
+        ("Parts", "the part list (Create)"),
+        ("GroupShards", "every packed row"),
+    ],
+}
+
+
+def shuffle_bytes(job: str, text: float) -> dict[str, float]:
+    """Bytes into each shuffle of `job` for `text` bytes of input; small ones count as 0."""
+    paragraphs = text / BYTES_PER_PARAGRAPH
+    documents = paragraphs / PARAGRAPHS_PER_DOCUMENT
+    tokens = text * TOKENS_PER_TEXT_BYTE
+    sizes = {
+        "clean": {
+            "Redistribute": text / PACKED_RATIO,
+            "Dedup": documents * dedup_key_bytes(PARAGRAPHS_PER_DOCUMENT),
+            "GroupByShard": text / PACKED_RATIO,
+        },
+        "sample-vocab": {"ByFile": SAMPLED_PARAGRAPHS * (BYTES_PER_PARAGRAPH + 24)},
+        # a row: seq_len uint32 ids, and its int64 slot
+        "shard": {"GroupShards": tokens * 4 + tokens / SEQ_LEN * 8},
+    }[job]
+    return {step: sizes.get(step, 0.0) for step, _ in SHUFFLES[job]}
+
+
+def materialized_bytes(job: str, text: float) -> float:
+    """Bytes Dataflow must hold outside a shuffle: Place waits, with every packed row, for the
+    row count of every chunk (a side input from the same step). Priced like shuffle here."""
+    return text * TOKENS_PER_TEXT_BYTE * 4 if job == "shard" else 0.0
+
+
+def side_inputs(job: str, text: float, languages: int) -> dict[str, dict]:
+    """Each side input: its total bytes and the bytes one lookup reads (multimap: one key)."""
+    shards = max(languages, math.ceil(text / SHARD_CHARS))
+    if job == "clean":
+        drops = text / BYTES_PER_PARAGRAPH * DUPLICATE_SHARE * drop_bytes()
+        return {
+            "ShardCounts": {"bytes": languages * 32, "read": "whole"},
+            "DropsByShard": {"bytes": drops, "read": "by key", "per_key": drops / shards},
+            "MergeStats": {"bytes": shards * 200 + languages * 2000, "read": "whole"},
+        }
+    if job == "shard":
+        chunks = math.ceil(text / CHUNK_CHARS) + languages
+        out_shards = text * TOKENS_PER_TEXT_BYTE / (SEQUENCES_PER_SHARD * SEQ_LEN)
+        return {
+            "TokenizePack.counts": {"bytes": chunks * 60, "read": "whole"},
+            "Write": {"bytes": out_shards * 250, "read": "whole"},
+            "TokenizePack.stats": {"bytes": chunks * 150, "read": "whole"},
+        }
+    return {"AllLangs": {"bytes": languages * 300, "read": "whole"}}
+
+
+def cpu_seconds(job: str, text: float) -> float:
+    if job == "clean":
+        return text / MB / CLEAN_MB_PER_CORE_S
+    if job == "sample-vocab":
+        return text / MB / SAMPLE_MB_PER_CORE_S
+    return text * TOKENS_PER_TEXT_BYTE / SHARD_TOKENS_PER_CPU_S
+
+
+def wall_hours(job: str, workers: int, vcpus: int, cpu_s: float, text: float, largest: float):
+    """The job's wall time on `workers`. The cleaning job's read stage (one task per file) ends
+    with its largest file, and the Reshuffle after it holds the rest back until then; the other
+    steps, and the other jobs, spread over every core."""
+    slots = workers * vcpus
+    if job != "clean":
+        return STARTUP_HOURS + cpu_s / slots / 3600
+    read_cpu = text / MB / READ_MB_PER_CORE_S  # part of the measured rate, so of cpu_s
+    read = max(largest / MB / READ_MB_PER_CORE_S, read_cpu / slots)
+    return STARTUP_HOURS + (read + max(cpu_s - read_cpu, 0.0) / slots) / 3600
+
+
+def workers_for(job: str, target_h: float, vcpus: int, *sizes: float) -> int | None:
+    """The fewest workers that finish under target_h (None if no number can)."""
+    low, high = 1, 100_000
+    if wall_hours(job, high, vcpus, *sizes) > target_h:
+        return None
+    while low < high:
+        mid = (low + high) // 2
+        if wall_hours(job, mid, vcpus, *sizes) <= target_h:
+            high = mid
+        else:
+            low = mid + 1
+    return low
+
+
+def estimate(job: str, codes: list[str], target_h: float) -> dict:
+    xz = {code: get_language(code).cc100_bytes for code in codes}
+    text = sum(xz.values()) * TEXT_PER_XZ_BYTE
+    largest = max(xz.values()) * TEXT_PER_XZ_BYTE
+    machine = JOB_MACHINES[job]
+    vcpus, memory = MACHINES[machine]
+    cpu_s = cpu_seconds(job, text)
+    sizes = (cpu_s, text, largest)
+    workers = workers_for(job, target_h, vcpus, *sizes)
+    shuffled = shuffle_bytes(job, text)
+    held = materialized_bytes(job, text)
+    side = side_inputs(job, text, len(codes))
+    vcpu_hours = cpu_s / 3600 + (workers or 0) * vcpus * STARTUP_HOURS
+    compute = vcpu_hours * (PRICES["vcpu_hour"] + memory / vcpus * PRICES["memory_gb_hour"])
+    shuffle = (sum(shuffled.values()) + held) / GB * PRICES["shuffle_gb"]
+    side_mb = {
+        name: {"mb": round(v["bytes"] / MB, 3), "read": v["read"]}
+        | ({"mb_per_key": round(v["per_key"] / MB, 3)} if "per_key" in v else {})
+        for name, v in side.items()
+    }
+    largest_side = max(side, key=lambda name: side[name]["bytes"])
+    return {
+        "text_gb": round(text / GB, 1),
+        "vcpu_hours": round(vcpu_hours, 1),
+        "shuffle_gb": {step: round(b / GB, 1) for step, b in shuffled.items()},
+        "shuffle_gb_total": round(sum(shuffled.values()) / GB, 1),
+        "materialized_gb": round(held / GB, 1),
+        "side_inputs": side_mb,
+        "largest_side_input": {"name": largest_side, **side_mb[largest_side]},
+        "machine": machine,
+        "workers": workers,
+        "wall_hours": round(wall_hours(job, workers, vcpus, *sizes), 2) if workers else None,
+        "wall_floor_hours": round(wall_hours(job, 100_000, vcpus, *sizes), 2),
+        "cost_usd": {"compute": round(compute, 2), "shuffle": round(shuffle, 2)},
+        "shuffle_share": round(shuffle / (compute + shuffle), 3),
+    }
+
+
+def report(sets: list[str], target_h: float) -> dict:
+    out = {
+        "inputs": {
+            "measured": {
+                "clean_mb_per_core_s": CLEAN_MB_PER_CORE_S,
+                "sample_mb_per_core_s": round(SAMPLE_MB_PER_CORE_S, 2),
+                "shard_tokens_per_cpu_s": round(SHARD_TOKENS_PER_CPU_S),
+                "tokens_per_text_byte": round(TOKENS_PER_TEXT_BYTE, 4),
+                "packed_ratio": PACKED_RATIO,
+            },
+            "assumed": {
+                "text_per_xz_byte": round(TEXT_PER_XZ_BYTE, 2),
+                "bytes_per_paragraph": BYTES_PER_PARAGRAPH,
+                "paragraphs_per_document": PARAGRAPHS_PER_DOCUMENT,
+                "duplicate_share": DUPLICATE_SHARE,
+                "read_mb_per_core_s": READ_MB_PER_CORE_S,
+                "startup_hours": STARTUP_HOURS,
+            },
+            "computed": {
+                "drop_bytes": round(drop_bytes(), 1),
+                "dedup_key_bytes_per_document": round(dedup_key_bytes(PARAGRAPHS_PER_DOCUMENT)),
+            },
+            "prices_usd": PRICES,
+            "wall_hours_target": target_h,
+        },
+        "sets": {},
+    }
+    for name in sets:
+        codes = resolve_languages(name)
+        out["sets"][name] = {
+            "languages": len(codes),
+            "jobs": {job: estimate(job, codes, target_h) for job in SHUFFLES},
+        }
+    return out
+
+
+def markdown(result: dict) -> str:
+    """The table of docs/dataflow.md."""
+    rows = [
+        "| languages | job | text GB | vCPU-h | shuffled GB (largest step) | largest side input "
+        "| workers for the wall time | wall h (floor) | compute $ | shuffle $ | shuffle share |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in result["sets"].items():
+        for job, e in entry["jobs"].items():
+            step = max(e["shuffle_gb"], key=e["shuffle_gb"].get)
+            held = f" + {e['materialized_gb']:,.0f} held" if e["materialized_gb"] else ""
+            side = e["largest_side_input"]
+            read = f"{side['mb_per_key']:,.1f} MB per key" if "mb_per_key" in side else "whole"
+            rows.append(
+                f"| {name} ({entry['languages']}) | {job} | {e['text_gb']:,.0f} "
+                f"| {e['vcpu_hours']:,.0f} | {e['shuffle_gb_total']:,.0f}{held} ({step}) "
+                f"| {side['name']}: {side['mb']:,.1f} MB, read {read} "
+                f"| {e['workers']} x {e['machine']} | {e['wall_hours']} ({e['wall_floor_hours']}) "
+                f"| {e['cost_usd']['compute']:,.2f} | {e['cost_usd']['shuffle']:,.2f} "
+                f"| {e['shuffle_share']:.0%} |"
+            )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sets", default="xnli;all", help="language sets, ';'-separated")
+    parser.add_argument("--wall-hours", type=float, default=6.0, help="target wall time per job")
+    parser.add_argument("--markdown", action="store_true", help="the docs' table, not JSON")
+    args = parser.parse_args(argv)
+    result = report(args.sets.split(";"), args.wall_hours)
+    print(markdown(result) if args.markdown else json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
