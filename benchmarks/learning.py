@@ -119,6 +119,25 @@ def prepare(work: Path, vocab_size: int, seq_len: int, log: Path) -> None:
 
 # recipes: `--set` overrides on top of train/configs/xsmall.toml (preset xsmall: 12 x 384)
 RECIPES: dict[str, dict] = {
+    "s1": {
+        "vocab_size": 16000,
+        "seq_len": 128,
+        "steps": 1500,
+        "eval_every": 250,
+        "set": [
+            "model.num_hidden_layers=4",
+            "model.hidden_size=128",
+            "model.num_attention_heads=2",
+            "model.intermediate_size=512",
+            "model.position_buckets=64",
+            "model.max_relative_positions=128",
+            "model.max_position_embeddings=128",
+            "batch_size=32",
+            "micro_batch_size=32",
+            "lr=2e-3",
+            "warmup_steps=100",
+        ],
+    },
     "r1": {
         "vocab_size": 16000,
         "seq_len": 128,
@@ -163,32 +182,31 @@ def train(work: Path, recipe: str, mode: str, steps: int | None = None) -> None:
     mdeberta(*args, log=work / f"log-{recipe}-{mode}.txt")
 
 
-def evaluate(work: Path, recipe: str, mode: str, generator: bool = False) -> list[dict]:
-    """Export every checkpoint and score it (all layers); baselines once per recipe."""
+def evaluate(work: Path, recipe: str, mode: str) -> list[dict]:
+    """Export every checkpoint and score its discriminator (all layers); the baselines at the
+    first checkpoint (they do not depend on training), the generator at the last."""
     out = run_dir(work, recipe, mode)
+    checkpoints = sorted((out / "checkpoints").glob("step-*"), key=lambda p: int(p.name[5:]))
     rows = []
-    for ckpt in sorted((out / "checkpoints").glob("step-*"), key=lambda p: int(p.name[5:])):
+    for ckpt in checkpoints:
         step = int(ckpt.name[5:])
         export = out / "export" / ckpt.name
         if not (export / "discriminator" / "manifest.json").exists():
             mdeberta("export", str(out), "--output", str(export), "--checkpoint", str(ckpt))
-        for role in ("discriminator", "generator") if generator else ("discriminator",):
+        roles = ("discriminator", "generator") if ckpt == checkpoints[-1] else ("discriminator",)
+        for role in roles:
             result = out / "retrieval" / f"{ckpt.name}-{role}"
             if not (result / "manifest.json").exists():
                 args = ["eval", "retrieval", "--model", str(export / role)]
                 args += ["--data", str(work / "parallel"), "--output", str(result), "--all-layers"]
                 args += ["--batch-size", "128"]
-                if role != "discriminator" or (step != _first_step(out) and mode != "gdes"):
+                if role != "discriminator" or ckpt != checkpoints[0]:
                     args += ["--no-baselines"]
                 mdeberta(*args, log=work / f"log-{recipe}-{mode}.txt")
             doc = json.loads((result / "retrieval.json").read_text())
             rows.append({"step": step, "role": role, **{k: doc[k] for k in ("average", "layers")}})
     (out / "retrieval.json").write_text(json.dumps(rows, indent=1))
     return rows
-
-
-def _first_step(out: Path) -> int:
-    return min(int(p.name[5:]) for p in (out / "checkpoints").glob("step-*"))
 
 
 def report(work: Path, out: Path, recipes: list[str]) -> dict:
@@ -261,19 +279,24 @@ def main() -> None:
     run.add_argument("--recipe", default="r1", choices=sorted(RECIPES))
     run.add_argument("--mode", default="gdes", choices=("gdes", "es", "nes"))
     run.add_argument("--steps", type=int, default=None, help="default: the recipe's")
-    run.add_argument("--generator", action="store_true", help="score the generator too")
+    score = sub.add_parser("score", help="(re)score a trained run's checkpoints only")
+    score.add_argument("--work", type=Path, required=True)
+    score.add_argument("--recipe", default="r1", choices=sorted(RECIPES))
+    score.add_argument("--mode", default="gdes", choices=("gdes", "es", "nes"))
     rep = sub.add_parser("report", help="learning.json and the plots from scored runs")
     rep.add_argument("--work", type=Path, required=True)
     rep.add_argument("--out", type=Path, required=True)
     rep.add_argument("--recipes", default=",".join(RECIPES))
     args = parser.parse_args()
+    if args.command == "score":
+        print(json.dumps(evaluate(args.work, args.recipe, args.mode)))
     if args.command == "report":
         print(json.dumps(report(args.work, args.out, args.recipes.split(",")), indent=1))
     if args.command == "train":
         start = time.monotonic()
         train(args.work, args.recipe, args.mode, args.steps)
         trained = time.monotonic()
-        rows = evaluate(args.work, args.recipe, args.mode, args.generator)
+        rows = evaluate(args.work, args.recipe, args.mode)
         print(
             json.dumps(
                 {

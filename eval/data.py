@@ -164,15 +164,21 @@ def _xnli_reader(f) -> Iterable[list[str]]:
     return csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
 
 
+def xnli_rows(f, url: str, need: Sequence[str]) -> tuple[list[str], dict[str, int], Iterable]:
+    """An open XNLI 1.0 TSV's header, the index of each column in `need` (a DataError naming the
+    file if one is missing) and its (line number, row) pairs."""
+    rows = _xnli_reader(f)
+    header = next(rows, [])
+    if not set(need) <= set(header):
+        raise DataError(f"{url}: header lacks {tuple(need)} (not an XNLI 1.0 TSV)")
+    return header, {name: header.index(name) for name in need}, enumerate(rows, start=2)
+
+
 def _load_xnli_tsv(source: Source, role: str, languages: list[str], data: NLIData) -> None:
     with io.open_file(source.location, "rt") as f:
-        rows = _xnli_reader(f)
-        header = next(rows, [])
         need = ("language", "gold_label", "sentence1", "sentence2")
-        if not set(need) <= set(header):
-            raise DataError(f"{source.location}: header lacks {need} (not an XNLI 1.0 TSV)")
-        col = {name: header.index(name) for name in need}
-        for line, row in enumerate(rows, start=2):
+        header, col, rows = xnli_rows(f, source.location, need)
+        for line, row in rows:
             where = f"{source.location}:{line}"
             if len(row) != len(header):
                 data.rows += 1

@@ -29,6 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from mdeberta import io
+from mdeberta.eval.data import xnli_rows
 from mdeberta.eval.nli import DataError, Source
 from mdeberta.languages import code_from_iso639_3
 
@@ -269,13 +270,9 @@ def _load_xnli(source: Source, wanted: list[str] | None):
     rows: dict[str, dict[tuple, tuple[str, str]]] = {}  # lang -> (file, pairID, column) -> text
     for url in files:
         with io.open_file(url, "rt") as f:
-            reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-            header = next(reader, [])
             need = ("language", "sentence1", "sentence2", "pairID")
-            if not set(need) <= set(header):
-                raise DataError(f"{url}: header lacks {need} (not an XNLI 1.0 TSV)")
-            col = {name: header.index(name) for name in need}
-            for line, row in enumerate(reader, start=2):
+            header, col, reader = xnli_rows(f, url, need)
+            for line, row in reader:
                 if len(row) != len(header):
                     raise DataError(
                         f"{url}:{line}: {len(row)} columns, the header has {len(header)}"

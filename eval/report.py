@@ -116,17 +116,28 @@ def plot_png(results: dict) -> bytes:
     # below the axes: inside, it would hide the bars
     ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(rows))
     fig.tight_layout()
+    return figure_png(fig)
+
+
+def figure_png(fig) -> bytes:
+    """A matplotlib figure as PNG bytes, without the library version in its metadata (so the same
+    results give the same file)."""
     buffer = _io.BytesIO()
     fig.savefig(buffer, format="png", metadata={"Software": None})
     return buffer.getvalue()
 
 
+def write_result_files(out_dir: str, stem: str, results: dict, table: str, png: bytes) -> dict:
+    """{stem}.json, {stem}.md and {stem}.png (each written whole under a temporary name); return
+    {name: {sha256, bytes}} for the manifest."""
+    io.write_json(io.join(out_dir, f"{stem}.json"), results)
+    io.write_text(io.join(out_dir, f"{stem}.md"), table)
+    with io.atomic_write(io.join(out_dir, f"{stem}.png"), "wb", compression=None) as f:
+        f.write(png)
+    urls = {name: io.join(out_dir, name) for name in (f"{stem}.{x}" for x in ("json", "md", "png"))}
+    return {n: {"sha256": io.sha256_file(u), "bytes": io.file_size(u)} for n, u in urls.items()}
+
+
 def write_reports(out_dir: str, results: dict) -> dict[str, dict]:
     """Write xnli.json, xnli.md and xnli.png; return {name: {sha256, bytes}} for the manifest."""
-    io.write_json(io.join(out_dir, "xnli.json"), results)
-    io.write_text(io.join(out_dir, "xnli.md"), markdown(results))
-    with io.atomic_write(io.join(out_dir, "xnli.png"), "wb", compression=None) as f:
-        f.write(plot_png(results))
-    names = ("xnli.json", "xnli.md", "xnli.png")
-    urls = {name: io.join(out_dir, name) for name in names}
-    return {n: {"sha256": io.sha256_file(u), "bytes": io.file_size(u)} for n, u in urls.items()}
+    return write_result_files(out_dir, "xnli", results, markdown(results), plot_png(results))

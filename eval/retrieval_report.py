@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import io as _io
 import os
 
-from mdeberta import io
 from mdeberta.config import config_to_dict
-from mdeberta.eval.report import mean
+from mdeberta.eval.report import figure_png, mean, write_result_files
 
 FORMAT_VERSION = 1
 NAMES = {"model": "model", "random_init": "random init", "lexical": "lexical (TF-IDF)"}
-FILES = ("retrieval.json", "retrieval.md", "retrieval.png")
 
 
 def results_document(cfg, encoder, depth: int, layer: int, layers: list[int], per_language: dict):
@@ -165,16 +162,9 @@ def plot_png(results: dict) -> bytes:
         ax2.grid(alpha=0.3)
         ax2.legend(fontsize="small")
     fig.tight_layout()
-    buffer = _io.BytesIO()
-    fig.savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
+    return figure_png(fig)
 
 
 def write_reports(out_dir: str, results: dict) -> dict[str, dict]:
-    """Write the three files; return {name: {sha256, bytes}} for the manifest."""
-    io.write_json(io.join(out_dir, "retrieval.json"), results)
-    io.write_text(io.join(out_dir, "retrieval.md"), markdown(results))
-    with io.atomic_write(io.join(out_dir, "retrieval.png"), "wb", compression=None) as f:
-        f.write(plot_png(results))
-    urls = {name: io.join(out_dir, name) for name in FILES}
-    return {n: {"sha256": io.sha256_file(u), "bytes": io.file_size(u)} for n, u in urls.items()}
+    """Write retrieval.json, retrieval.md and retrieval.png; return their records."""
+    return write_result_files(out_dir, "retrieval", results, markdown(results), plot_png(results))

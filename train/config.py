@@ -139,6 +139,16 @@ class TrainConfig:
     when first read."""
     log_interval: int = 10
     """Write a metrics.jsonl line (averaged over this many steps) every this many steps."""
+    eval_data: str | None = None
+    """Held-out token shards (`mdeberta shard` on held-out text, with the training vocabulary):
+    MLM loss, RTD loss and RTD accuracy on them go into metrics.jsonl every eval_interval steps
+    (eval_mlm_loss, eval_rtd_loss, eval_rtd_accuracy, ...)."""
+    eval_interval: int = 0
+    """Score eval_data every this many steps (a multiple of log_interval) and at the last step;
+    0: never."""
+    eval_sequences: int = 1024
+    """Held-out sequences scored (the first N of eval_data), the same ones, masked the same way,
+    every time."""
     checkpoint_interval: int = 1000
     """Save a checkpoint every this many steps (a multiple of log_interval), and at the end."""
     keep_checkpoints: int = 3
@@ -196,6 +206,16 @@ class TrainConfig:
         check(self.compile_backend != "", "compile_backend must name a torch.compile backend")
         check(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
         check(self.log_interval >= 1, f"log_interval must be >= 1, got {self.log_interval}")
+        check(
+            self.eval_interval >= 0 and self.eval_interval % self.log_interval == 0,
+            f"eval_interval ({self.eval_interval}) must be 0 or a multiple of log_interval "
+            f"({self.log_interval}): a score goes into that step's metrics line",
+        )
+        check(
+            self.eval_data is None or self.eval_interval > 0,
+            "eval_data needs eval_interval > 0 (how often to score it)",
+        )
+        check(self.eval_sequences >= 1, f"eval_sequences must be >= 1, got {self.eval_sequences}")
         check(
             self.checkpoint_interval >= 1 and self.checkpoint_interval % self.log_interval == 0,
             f"checkpoint_interval ({self.checkpoint_interval}) must be a positive multiple of "

@@ -57,6 +57,7 @@ class Trainer:
     tokens: int = 0
     samples_read: int = 0  # by this rank since the start position below
     start_position: tuple[int, int] = (0, 0)
+    validator: object = None  # mdeberta.train.validate.Validator, when cfg.eval_data is set
 
     def __post_init__(self) -> None:
         special = self.dataset.special_ids
@@ -268,9 +269,13 @@ class Trainer:
             self.advance(self.next_step_batches(stream), logger)
 
     def advance(self, batches: list[MaskedBatch], logger) -> None:
-        """One step; at a log or checkpoint step, read what the device holds (and save)."""
+        """One step; at a log or checkpoint step, read what the device holds (and save); at an
+        eval step, score the held-out set into that step's metrics line."""
         self.pending.append(self.train_step(batches))
-        checkpoint = self.step % self.cfg.checkpoint_interval == 0 or self.step == self.cfg.steps
+        last = self.step == self.cfg.steps
+        if self.validator is not None and (self.step % self.cfg.eval_interval == 0 or last):
+            logger.record(self.validator.scores(self.model))
+        checkpoint = self.step % self.cfg.checkpoint_interval == 0 or last
         if checkpoint or self.step % self.cfg.log_interval == 0:
             self.flush(logger)
         if checkpoint:

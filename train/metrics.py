@@ -3,6 +3,8 @@
 One JSON object per logged step (rank 0 writes), averaged over the steps since the previous line:
 
     step, tokens, lr, loss, mlm_loss, mlm_accuracy, rtd_loss, rtd_accuracy, replaced_fraction,
+    eval_mlm_loss, eval_mlm_accuracy, eval_rtd_loss, eval_rtd_accuracy, eval_replaced_fraction
+    (held-out scores, on the lines of eval steps only: TrainConfig.eval_data),
     grad_norm (joint) or grad_norm_generator / grad_norm_discriminator (decoupled),
     tokens_per_s, elapsed_s, and under fp16: skipped_steps (steps the loss scaler skipped
     since the previous line: a sum; their gradient norms are left out of the averages) and
@@ -52,6 +54,7 @@ class MetricsLogger:
         self.sums: dict[str, float] = defaultdict(float)
         self.counts: dict[str, int] = defaultdict(int)  # steps that reported each key
         self.window_tokens = 0
+        self.recorded: dict[str, float] = {}  # values of the next line as they are (validation)
         self.window_start = time.perf_counter()
         self.run_start = time.perf_counter()
         self.bar = _progress_bar(total_steps, start_step) if enabled and progress_bar else None
@@ -70,6 +73,10 @@ class MetricsLogger:
         if step % self.interval == 0:
             self._write(step, tokens)
 
+    def record(self, values: dict[str, float]) -> None:
+        """Values measured once at the coming log step (held-out scores): written as they are."""
+        self.recorded.update(values)
+
     def _write(self, step: int, tokens: int) -> None:
         now = time.perf_counter()
         line: dict[str, Any] = {"step": step, "tokens": tokens}
@@ -77,6 +84,8 @@ class MetricsLogger:
         line.update(
             {k: v if k in kept else v / self.counts[k] for k, v in sorted(self.sums.items())}
         )
+        line.update(sorted(self.recorded.items()))
+        self.recorded.clear()
         line["tokens_per_s"] = self.window_tokens / max(now - self.window_start, 1e-9)
         line["elapsed_s"] = now - self.run_start
         self.sums.clear()
@@ -190,6 +199,12 @@ def plot_curves(run_dir: str, output: str | None = None) -> str:
         for key in keys:
             if key in rows[0]:
                 ax.plot(steps, [r[key] for r in rows], label=key)
+            held = [r for r in rows if f"eval_{key}" in r]  # validation: eval steps only
+            if held:
+                ax.plot([r["step"] for r in held], [r[f"eval_{key}"] for r in held], "--o",
+                        markersize=3, label=f"{key} (held out)")  # fmt: skip
+        if any(f"eval_{key}" in r for key in keys for r in rows):
+            ax.legend(fontsize=7)
         ax.set_title(title)
         ax.set_xlabel("step")
         if len(keys) > 1:

@@ -42,13 +42,14 @@ from mdeberta.train.loop import Trainer
 from mdeberta.train.metrics import CURVES, METRICS, MetricsLogger, plot_curves, read_metrics
 from mdeberta.train.pretrained import discriminator_dir, init_from_pretrained, pretrained_configs
 from mdeberta.train.resize import VocabExtension, check_rows, find_extension
+from mdeberta.train.validate import Validator
 
 FORMAT_VERSION = 1
 # settings a resumed run may change; anything else must match the checkpoint's run
 MUTABLE = {"steps", "lr", "discriminator_lr", "warmup_steps", "grad_clip", "log_interval",
            "checkpoint_interval", "keep_checkpoints", "num_workers", "progress_bar",
-           "export_at_end", "init_from", "device", "fresh", "verify_data",
-           "compile", "compile_backend"}  # fmt: skip
+           "export_at_end", "init_from", "device", "fresh", "verify_data", "compile",
+           "compile_backend", "eval_data", "eval_interval", "eval_sequences"}  # fmt: skip
 # what a run writes into its directory: what `fresh` removes (nothing else there is touched)
 RUN_FILES = (MANIFEST, RUN_INFO, METRICS, CURVES, ckpt.CHECKPOINTS, "hf", "tensorboard")
 
@@ -206,6 +207,10 @@ def _build_trainer(cfg, info, dataset, env, output, resuming: bool, extension) -
     optimizers, schedulers = build_optimizers(cfg, model)
     torch.manual_seed(cfg.seed * 1000 + env.rank)  # dropout differs per rank, reproducibly
     trainer = Trainer(cfg, model, optimizers, schedulers, dataset, env, output)
+    if cfg.eval_data:
+        trainer.validator = Validator(
+            cfg.eval_data, cfg, env, dataset.vocab_sha256, trainer.mask_args
+        )
     if resuming:
         load = functools.partial(
             ckpt.load_checkpoint,
