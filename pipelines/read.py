@@ -36,7 +36,7 @@ _CONTINUATION = bytes(range(0x80, 0xC0))
 CORRUPT_ERRORS = (EOFError, lzma.LZMAError, zlib.error, gzip.BadGzipFile, zstandard.ZstdError)
 
 
-class BadInputFileError(RuntimeError):
+class BadInputFileError(ValueError):
     """An input file that cannot be read to the end (truncated or corrupt); names the file."""
 
 

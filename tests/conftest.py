@@ -3,7 +3,10 @@ which would let code import a stage folder by its bare name (`train`, `eval`, ..
 while failing where the package is installed. Those names are refused, so such code fails here."""
 
 import importlib.abc
+import logging
 import sys
+
+import pytest
 
 STAGE_FOLDERS = ("pipelines", "vocab", "train", "eval")
 
@@ -19,3 +22,19 @@ class _RefuseBareStageNames(importlib.abc.MetaPathFinder):
 
 
 sys.meta_path.insert(0, _RefuseBareStageNames())
+
+
+@pytest.fixture
+def logging_state():
+    """For a test that runs mdeberta.logs.setup (command.run does): the root logger's handlers
+    and levels, and whether --verbose was given, restored afterwards."""
+    from mdeberta import logs
+
+    root, ours = logging.getLogger(), logging.getLogger(logs.OURS)
+    saved = (list(root.handlers), root.level, ours.level, dict(logs._state))
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+    ours.setLevel(saved[2])
+    logs._state.clear()
+    logs._state.update(saved[3])

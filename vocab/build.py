@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict
 
-from mdeberta import io
+from mdeberta import io, logs
 from mdeberta.clean_corpus import list_parts, read_stats
 from mdeberta.config import config_to_dict
 from mdeberta.languages import resolve_languages
@@ -108,13 +108,14 @@ def _sample(cfg: VocabConfig, beam_args) -> tuple[dict, list[str]]:
     }
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-        sample = pool.submit(_sample_job, cfg.corpus, sample_dir, job).result()
+        sample = pool.submit(_sample_job, cfg.corpus, sample_dir, job, logs.verbose()).result()
     if not sample["totals"].get("lines"):
         raise ValueError(f"the sample of {cfg.corpus} is empty: the corpus has no paragraphs")
     return sample, sample_files(sample_dir)
 
 
-def _sample_job(corpus: str, sample_dir: str, job: dict) -> dict:
+def _sample_job(corpus: str, sample_dir: str, job: dict, verbose: bool) -> dict:
+    logs.setup(verbose)  # a fresh interpreter: the command's logging setup, again
     # lazy: Beam (~180 MB) loads only in this child process, never beside the trainer
     from mdeberta.pipelines.sample_vocab import sample_job
 

@@ -47,6 +47,17 @@ def load_model_proto(spm_model: bytes):
     return proto
 
 
+def load_processor(spm_model: bytes, where: str):
+    """A SentencePieceProcessor of a serialized spm.model; a ValueError naming `where` (the file)
+    when the bytes are not a model (SentencePiece's own error names no file)."""
+    import sentencepiece as spm
+
+    try:
+        return spm.SentencePieceProcessor(model_proto=spm_model)
+    except RuntimeError as e:
+        raise ValueError(f"{where}: not a SentencePiece model ({e})") from None
+
+
 def special_ids(num_pieces: int) -> dict[str, int]:
     """The special ids recorded in manifests: [MASK] follows the spm pieces."""
     return {"pad": 0, "cls": 1, "sep": 2, "unk": 3, "mask": num_pieces}
