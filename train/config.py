@@ -150,7 +150,8 @@ class TrainConfig:
     export_at_end: bool = True
     """Export hf/discriminator and hf/generator into the run directory when training finishes."""
     progress_bar: bool = True
-    """Show a tqdm progress bar (rank 0) with the losses and tokens/s."""
+    """Show progress (rank 0) with the losses and tokens/s: a bar on a terminal; when the standard
+    error is a file or a pipe, a plain line every 30 s (mdeberta/progress.py)."""
     fresh: bool = False
     """Start over in a run directory that holds an earlier run: delete that run's checkpoints,
     metrics, export and manifest first (saying what went) instead of resuming from it."""

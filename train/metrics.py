@@ -1,4 +1,5 @@
-"""Training metrics: metrics.jsonl, a tqdm progress bar, TensorBoard when installed, curves.png.
+"""Training metrics: metrics.jsonl, progress (a bar on a terminal, lines in a log), TensorBoard
+when installed, curves.png.
 
 One JSON object per logged step (rank 0 writes), averaged over the steps since the previous line:
 
@@ -25,6 +26,7 @@ from collections import defaultdict
 from typing import Any
 
 from mdeberta import io
+from mdeberta.progress import progress
 
 METRICS = "metrics.jsonl"
 CURVES = "curves.png"
@@ -107,9 +109,7 @@ class MetricsLogger:
 
 
 def _progress_bar(total: int, start: int):
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+    return progress(total=total, initial=start, desc="train", unit="step")
 
 
 def _tensorboard(run_dir: str):
