@@ -106,7 +106,11 @@ class TrainConfig:
     weight_decay: float = 0.01
     """Decoupled weight decay; biases and LayerNorm weights get none (E_delta does get it)."""
     warmup_steps: int = 10000
-    """Steps of linear warm-up to the peak learning rate, then linear decay to 0 at `steps`."""
+    """Steps of linear warm-up to the peak learning rate, then linear decay to 0 at `steps`; at
+    most warmup_max_fraction of the run."""
+    warmup_max_fraction: float = 0.1
+    """Largest share of the run spent warming up: a longer warm-up is clipped to it, with a
+    notice (a recipe's 10000 steps on a run shortened with --set steps=1000 become 100)."""
     grad_clip: float = 1.0
     """Clip the global gradient norm to this (0 disables); per optimizer in decoupled mode."""
     steps: int = 100000
@@ -180,9 +184,10 @@ class TrainConfig:
         check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         check(self.grad_clip >= 0, f"grad_clip must be >= 0 (0 disables), got {self.grad_clip}")
         check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
+        check(self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}")
         check(
-            0 <= self.warmup_steps <= self.steps,
-            f"warmup_steps must be in [0, steps={self.steps}], got {self.warmup_steps}",
+            0 <= self.warmup_max_fraction <= 1,
+            f"warmup_max_fraction must be in [0, 1], got {self.warmup_max_fraction}",
         )
         check(
             self.micro_batch_size >= 1,
@@ -206,6 +211,10 @@ class TrainConfig:
             self.keep_checkpoints >= 1,
             f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}",
         )
+
+    def warmup(self) -> int:
+        """The warm-up steps the run uses: warmup_steps, at most warmup_max_fraction of steps."""
+        return min(self.warmup_steps, int(self.warmup_max_fraction * self.steps))
 
     def accumulation_steps(self, world_size: int) -> int:
         """Micro-batches per process per optimizer step; a ConfigError if it is not whole."""

@@ -47,8 +47,8 @@ from mdeberta.train.pretrained import (
 
 FORMAT_VERSION = 1
 # settings a resumed run may change; anything else must match the checkpoint's run
-MUTABLE = {"steps", "lr", "discriminator_lr", "warmup_steps", "grad_clip", "log_interval",
-           "checkpoint_interval", "keep_checkpoints", "num_workers", "progress_bar",
+MUTABLE = {"steps", "lr", "discriminator_lr", "warmup_steps", "warmup_max_fraction", "grad_clip",
+           "log_interval", "checkpoint_interval", "keep_checkpoints", "num_workers", "progress_bar",
            "export_at_end", "init_from", "device", "fresh", "verify_data",
            "compile", "compile_backend"}  # fmt: skip
 # what a run writes into its directory: what `fresh` removes (nothing else there is touched)
@@ -135,6 +135,12 @@ def _train(data: str, output: str, cfg: TrainConfig, vocab: str | None, env) -> 
     cfg.accumulation_steps(env.world_size)  # fail on a bad split before any work
     if cfg.verify_data:
         dataset.verify_all(env.rank, env.world_size)
+    if cfg.warmup() < cfg.warmup_steps and env.is_main:
+        print(
+            f"mdeberta: warm-up clipped to {cfg.warmup()} steps (warmup_max_fraction "
+            f"{cfg.warmup_max_fraction} of {cfg.steps}; warmup_steps is {cfg.warmup_steps})",
+            file=sys.stderr,
+        )
     if cfg.fresh and env.is_main:  # the inputs are sound: only now remove the old run
         start_over(output)
     env.barrier()

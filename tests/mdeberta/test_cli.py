@@ -130,9 +130,9 @@ TINY = str(Path(__file__).parents[2] / "train" / "configs" / "tiny.toml")
     [
         (["--config", TINY, "--set", "stpes=10"], "--set stpes=10: unknown key 'stpes'"),
         (["--set", "model.layers=2"], "--set model.layers=2: unknown key 'model.layers'"),
-        (  # a typed flag sits between the TOML file (steps = 200) and --set
-            ["--config", TINY, "--warmup-steps", "500"],
-            f"{TINY}, --warmup-steps: warmup_steps must be in [0, steps=200], got 500",
+        (  # a typed flag sits between the TOML file (batch_size = 16) and --set
+            ["--config", TINY, "--micro-batch-size", "5"],
+            f"{TINY}, --micro-batch-size: batch_size (16) must be a multiple of micro_batch_size",
         ),
         (["--config", "BAD"], "BAD.toml: unknown key 'stpes'"),
     ],
