@@ -36,6 +36,7 @@ from mdeberta.hf import load_pretrained
 from mdeberta.manifest import MANIFEST, invalidate, read_manifest, write_manifest
 from mdeberta.model import DebertaModel
 from mdeberta.precision import autocast
+from mdeberta.threads import apply_threads
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +235,7 @@ def run_retrieval(cfg: RetrievalConfig) -> dict:
     data = load_parallel(cfg.data, languages)
     with deterministic(cfg.seed):
         encoders = {"model": load_encoder(cfg)}
+        apply_threads(cfg.threads, hidden_size=encoders["model"].model.config.hidden_size)
         if cfg.baselines:
             encoders["random_init"] = load_encoder(cfg, random_init=True)
         depth = encoders["model"].depth

@@ -26,6 +26,7 @@ from mdeberta.eval.report import mean, write_reports
 from mdeberta.languages import XNLI_LANGUAGES, get_language
 from mdeberta.lock import locks_output
 from mdeberta.manifest import MANIFEST, invalidate, read_manifest, write_manifest
+from mdeberta.threads import apply_threads
 
 FORMAT_VERSION = 1
 CLASSIFIER_DIR = "classifier"
@@ -91,6 +92,7 @@ def run_xnli(cfg: XnliConfig) -> dict:
             cfg.model, backend=cfg.backend, tokenizer=cfg.tokenizer, train=not cfg.eval_only
         )
         clf.model.to(device)
+        apply_threads(cfg.finetune.threads, hidden_size=clf.model.config.hidden_size)
         clock["loaded"] = time.monotonic()
         selection = {} if cfg.eval_only else _train(clf, cfg, data)
         clock["trained"] = time.monotonic()

@@ -137,6 +137,10 @@ class TrainConfig:
     num_workers: int = 0
     """DataLoader worker processes per rank; they also do the masking, so on a GPU use >= 1 (the
     order of samples and the masks do not depend on it)."""
+    threads: int = 0
+    """torch intra-op threads per process; 0 = auto: OMP_NUM_THREADS if set, else 1 for a model
+    narrower than 256 (tiny), else this process's share of the cores less its DataLoader workers
+    (mdeberta/threads.py)."""
     verify_data: bool = False
     """Hash every token shard against its manifest before the first step (a full read of the
     data, shared by the ranks). Without it, sizes are checked at start and each shard is hashed
@@ -201,6 +205,7 @@ class TrainConfig:
         )
         check(self.compile_backend != "", "compile_backend must name a torch.compile backend")
         check(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
+        check(self.threads >= 0, f"threads must be >= 0 (0: auto), got {self.threads}")
         check(self.log_interval >= 1, f"log_interval must be >= 1, got {self.log_interval}")
         check(
             self.checkpoint_interval >= 1 and self.checkpoint_interval % self.log_interval == 0,

@@ -26,6 +26,7 @@ from mdeberta.config import ConfigError, config_to_dict
 from mdeberta.lock import output_lock
 from mdeberta.manifest import MANIFEST, invalidate, manifest_sha256, write_manifest
 from mdeberta.shard_reader import ShardDataset
+from mdeberta.threads import apply_threads
 from mdeberta.train import checkpoint as ckpt
 from mdeberta.train import distributed
 from mdeberta.train.build import (
@@ -48,8 +49,8 @@ from mdeberta.train.pretrained import (
 FORMAT_VERSION = 1
 # settings a resumed run may change; anything else must match the checkpoint's run
 MUTABLE = {"steps", "lr", "discriminator_lr", "warmup_steps", "warmup_max_fraction", "grad_clip",
-           "log_interval", "checkpoint_interval", "keep_checkpoints", "num_workers", "progress_bar",
-           "export_at_end", "init_from", "device", "fresh", "verify_data",
+           "log_interval", "checkpoint_interval", "keep_checkpoints", "num_workers", "threads",
+           "progress_bar", "export_at_end", "init_from", "device", "fresh", "verify_data",
            "compile", "compile_backend"}  # fmt: skip
 # what a run writes into its directory: what `fresh` removes (nothing else there is touched)
 RUN_FILES = (MANIFEST, RUN_INFO, METRICS, CURVES, ckpt.CHECKPOINTS, "hf", "tensorboard")
@@ -153,6 +154,8 @@ def _train(data: str, output: str, cfg: TrainConfig, vocab: str | None, env) -> 
         info["shards_identity"] = dataset.identity
     else:
         info = _new_run_info(cfg, data, dataset, env.world_size)
+    width = info["discriminator"]["hidden_size"]
+    apply_threads(cfg.threads, hidden_size=width, workers=cfg.num_workers)
     trainer = _build_trainer(cfg, info, dataset, env, output, resuming)
     if env.is_main:
         io.makedirs(output)
