@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -124,7 +125,8 @@ def _sample_job(corpus: str, sample_dir: str, job: dict, verbose: bool) -> dict:
 
 @locks_output("cfg.output")
 def build_vocab(cfg: VocabConfig, beam_args: list[str] | None = None) -> dict:
-    """Build the vocabulary directory `cfg.output` from the clean corpus `cfg.corpus`."""
+    """Build the vocabulary directory `cfg.output` from the clean corpus `cfg.corpus`. A failed
+    or refused build removes what it wrote (the sample too, unless keep_sample)."""
     if not cfg.corpus or not cfg.output:
         raise ValueError("both corpus and output are required")
     # a complete clean corpus and exactly its files, or a clear error: here, not in the sampling
@@ -132,9 +134,26 @@ def build_vocab(cfg: VocabConfig, beam_args: list[str] | None = None) -> dict:
     list_parts(cfg.corpus, _languages(cfg))
     read_stats(cfg.corpus)
     invalidate(cfg.output)  # rebuilding: never look complete midway
-    if io.exists(sample := io.join(cfg.output, "sample")):  # and no old sample parts
-        fs, path = io.url_to_fs(sample)
-        fs.rm(path, recursive=True)
+    _remove(cfg.output, ["sample"])  # and no old sample parts
+    try:
+        return _build(cfg, beam_args)
+    except BaseException:
+        _remove(cfg.output, list(VOCAB_FILES))
+        if cfg.keep_sample and io.exists(io.join(cfg.output, "sample")):
+            print(f"mdeberta: kept the sample in {io.join(cfg.output, 'sample')}", file=sys.stderr)
+        else:
+            _remove(cfg.output, ["sample"])
+        raise
+
+
+def _remove(directory: str, names: list[str]) -> None:
+    fs, path = io.url_to_fs(directory)
+    for name in names:
+        if fs.exists(f"{path}/{name}"):
+            fs.rm(f"{path}/{name}", recursive=True)
+
+
+def _build(cfg: VocabConfig, beam_args: list[str] | None) -> dict:
     clock = _Clock()
     sample, files = _sample(cfg, beam_args)
     plan = sample["plan"]
@@ -154,8 +173,7 @@ def build_vocab(cfg: VocabConfig, beam_args: list[str] | None = None) -> dict:
     _check_coverage(cfg, report, sample)
     clock.lap("report")
     if not cfg.keep_sample:
-        fs, path = io.url_to_fs(io.join(cfg.output, "sample"))
-        fs.rm(path, recursive=True)
+        _remove(cfg.output, ["sample"])
     seconds = {"wall": clock.laps, "cpu": clock.cpu_laps}
     extra = {"sample": sample, "plan": plan, "memory": memory, "seconds": seconds}
     return _write_manifest(cfg, model, special, **extra)
