@@ -88,8 +88,10 @@ class XnliConfig:
     """Directory for xnli.json, xnli.md, xnli.png, the selected classifier and the manifest."""
     train: str = "hub:facebook/xnli"
     """English training source (see docs/xnli.md: hub:, xnli-tsv:, multinli:, mt-tsv:, disk:)."""
-    dev: str = "hub:facebook/xnli"
-    """Selection source: its English pairs pick the checkpoint; "none" keeps the last one."""
+    dev: str = ""
+    """Selection source: its English pairs pick the checkpoint; empty: the test source's dev set
+    (a hub dataset's validation split, xnli.dev.tsv beside a local xnli.test.tsv); "none" keeps
+    the last step."""
     test: str = "hub:facebook/xnli"
     """Evaluation source holding every requested language."""
     languages: str = "xnli"

@@ -30,6 +30,7 @@ from mdeberta import io
 from mdeberta.config import config_to_dict
 from mdeberta.eval.config import RetrievalConfig
 from mdeberta.eval.finetune import deterministic, is_our_checkpoint, load_tokenizer, resolve_device
+from mdeberta.eval.hub import check_model_source
 from mdeberta.eval.parallel import ParallelSet, load_parallel
 from mdeberta.eval.retrieval_report import FORMAT_VERSION, results_document, write_reports
 from mdeberta.hf import load_pretrained
@@ -228,6 +229,7 @@ def score_language(
 def run_retrieval(cfg: RetrievalConfig) -> dict:
     """Score the model and both baselines on every language; write the reports and the manifest."""
     start = time.monotonic()
+    check_model_source(cfg.model)
     _prepare_output(cfg.output)
     languages = (
         None if cfg.languages in ("", "all") else [x.strip() for x in cfg.languages.split(",")]
