@@ -57,6 +57,12 @@ class RawDocument(NamedTuple):
     """Whether invalid UTF-8 was dropped while decoding."""
 
 
+NAMING = (
+    "Name a text file by its language's CC-100 code (de.txt.xz, zh-Hans.txt), or give JSONL "
+    '(.jsonl, .jsonl.zst), one {"text": ..., "lang": ...} object a line'
+)
+
+
 class InputFile(NamedTuple):
     index: int
     url: str
@@ -97,7 +103,10 @@ def plan_inputs(patterns: list[str], languages: set[str] | None) -> list[InputFi
                 lang = None
             files.append((url, lang, True))
         else:
-            lang = language_from_name(url)
+            try:
+                lang = language_from_name(url)
+            except UnknownLanguageError as e:
+                raise UnknownLanguageError(f"{url}: {e}. {NAMING}") from None
             if languages is None or lang in languages:
                 files.append((url, lang, False))
     return [InputFile(i, url, lang, jsonl) for i, (url, lang, jsonl) in enumerate(files)]

@@ -1,40 +1,20 @@
-"""The demo end to end at an even smaller setting: four languages, 20 steps, one XNLI epoch."""
+"""The demo end to end at an even smaller setting (tests/toy.py): four languages, 20 steps, one
+XNLI epoch."""
 
 import json
 import re
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 from mdeberta.demo import DemoConfig, run_demo, start_over
-
-LANGUAGES = "en,de,ru,ar"
-
-
-SMALL = {
-    "languages": LANGUAGES,
-    "vocab-size": 800,
-    "seq-len": 64,
-    "steps": 20,
-    "workers": 2,  # worker processes, as the demo's default: their logging must not show
-    "xnli-languages": LANGUAGES,
-    "xnli-epochs": 1,
-}
+from tests.toy import LANGUAGES
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo(toy_demo):
     """`mdeberta demo` as a user runs it, its standard error a file (as in a log)."""
-    out = tmp_path_factory.mktemp("demo")
-    args = [x for key, value in SMALL.items() for x in (f"--{key}", str(value))]
-    result = subprocess.run(
-        [sys.executable, "-m", "mdeberta", "demo", "--output", str(out), *args],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
+    out, result = toy_demo
     summary = json.loads((out / "summary.json").read_text())
     return out, summary, result.stdout, result.stderr
 
