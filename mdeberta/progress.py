@@ -19,25 +19,16 @@ from typing import Any
 LINE_SECONDS = 30.0
 
 
-def progress(
-    iterable: Iterable | None = None,
-    *,
-    total: int | None = None,
-    desc: str = "",
-    unit: str = "it",
-    initial: int = 0,
-    leave: bool = True,
-    interactive: bool | None = None,
-):
-    """A tqdm bar on a terminal, else a LineProgress (`interactive` overrides the check)."""
+def progress(iterable: Iterable | None = None, *, interactive: bool | None = None, **options):
+    """A tqdm bar on a terminal, else a LineProgress (`interactive` overrides the check);
+    options: total, desc, unit, initial, leave, as tqdm takes them."""
     if interactive is None:
         interactive = sys.stderr.isatty()
     if interactive:
         from tqdm import tqdm
 
-        kwargs = dict(total=total, desc=desc or None, unit=unit, initial=initial, leave=leave)
-        return tqdm(iterable, dynamic_ncols=True, **kwargs)
-    return LineProgress(iterable, total=total, desc=desc, unit=unit, initial=initial, leave=leave)
+        return tqdm(iterable, dynamic_ncols=True, **options)
+    return LineProgress(iterable, **options)
 
 
 class LineProgress:
