@@ -366,6 +366,6 @@ def demo(*, cfg: DemoConfig) -> None:
     \b
     Example:
       mdeberta demo --output demo/
-      mdeberta demo --output demo/ --steps 600     # trains 300 more steps, evaluates again
+      mdeberta demo --output demo/ --steps 600    # 300 more steps, then evaluates
     """
     run_demo(cfg, echo=typer.echo)
