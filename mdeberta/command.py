@@ -230,14 +230,16 @@ def user_error(error: BaseException) -> str | None:
 
 
 def missing_extra(error: ImportError) -> str | None:
-    """An ImportError of an optional dependency, said with the extra to install; else None."""
+    """An ImportError of an optional dependency, said with what to install; else None."""
     text = str(error)
-    if "pip install" in text:  # already says what to do
-        return text
     module = (error.name or "").split(".")[0]
     for name, extra in EXTRAS.items():
         if name == module or name in text:
+            if "extra" in text:  # already says it
+                return text
             return f'{text} (it comes with the {extra} extra: pip install -e ".[{extra}]")'
+    if re.search(r"\binstall\b", text, re.I):  # says what: fsspec's "Install s3fs to access S3"
+        return text
     return None
 
 
