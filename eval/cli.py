@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import typer
 
 from mdeberta.command import add_command, config_command, new_app
@@ -38,7 +36,6 @@ def xnli(*, cfg: XnliConfig) -> None:
     # lazy: keeps `mdeberta --help` light (evaluation imports torch and transformers)
     from mdeberta.eval.xnli import run_xnli
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     results = run_xnli(cfg)  # bad input raises a ValueError that the CLI prints as one line
     typer.echo(f"average accuracy {100 * results['average']:.2f}% -> {cfg.output}/xnli.md")
 
@@ -62,7 +59,6 @@ def retrieval(*, cfg: RetrievalConfig) -> None:
     # lazy: keeps `mdeberta --help` light (evaluation imports torch and transformers)
     from mdeberta.eval.retrieval import run_retrieval
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     results = run_retrieval(cfg)
     line = ", ".join(f"{name} {100 * v:.1f}%" for name, v in results["average"].items())
     typer.echo(f"average top-1: {line} -> {cfg.output}/retrieval.md")

@@ -52,8 +52,12 @@ class FinetuneConfig:
     they run, slowly."""
     device: str = "auto"
     """auto (cuda if available, else cpu), cpu, cuda or cuda:N."""
+    threads: int = 0
+    """torch intra-op threads; 0 = auto: OMP_NUM_THREADS if set, else 1 for a model narrower than
+    256, else every core this process may use (mdeberta/threads.py)."""
 
     def __post_init__(self) -> None:
+        check(self.threads >= 0, f"threads must be >= 0 (0: auto), got {self.threads}")
         check(self.epochs > 0, f"epochs must be > 0, got {self.epochs}")
         check(self.lr > 0, f"lr must be > 0, got {self.lr}")
         check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
@@ -84,8 +88,10 @@ class XnliConfig:
     """Directory for xnli.json, xnli.md, xnli.png, the selected classifier and the manifest."""
     train: str = "hub:facebook/xnli"
     """English training source (see docs/xnli.md: hub:, xnli-tsv:, multinli:, mt-tsv:, disk:)."""
-    dev: str = "hub:facebook/xnli"
-    """Selection source: its English pairs pick the checkpoint; "none" keeps the last one."""
+    dev: str = ""
+    """Selection source: its English pairs pick the checkpoint; empty: the test source's dev set
+    (a hub dataset's validation split, xnli.dev.tsv beside a local xnli.test.tsv); "none" keeps
+    the last step."""
     test: str = "hub:facebook/xnli"
     """Evaluation source holding every requested language."""
     languages: str = "xnli"
@@ -158,8 +164,12 @@ class RetrievalConfig:
     """fp32, bf16 or fp16 (autocast for inference; pooling and similarities stay fp32)."""
     device: str = "auto"
     """auto (cuda if available, else cpu), cpu, cuda or cuda:N."""
+    threads: int = 0
+    """torch intra-op threads; 0 = auto: OMP_NUM_THREADS if set, else 1 for a model narrower than
+    256, else every core this process may use (mdeberta/threads.py)."""
 
     def __post_init__(self) -> None:
+        check(self.threads >= 0, f"threads must be >= 0 (0: auto), got {self.threads}")
         check(bool(self.model), "model must be given")
         check(bool(self.data), "data must be given")
         check(bool(self.output), "output must be given")

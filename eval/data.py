@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import posixpath
 import re
 import urllib.parse
 from collections.abc import Iterable, Sequence
@@ -113,6 +114,24 @@ def detect_kind(location: str, role: str) -> str:
 def _header(url: str) -> list[str]:
     with io.open_file(url, "rt") as f:
         return f.readline().rstrip("\r\n").split("\t")
+
+
+def default_dev(test: str) -> str:
+    """The dev set that goes with a test source, for a run that names no --dev: the same hub
+    dataset or saved dataset (its validation split), the same directory (its xnli.dev.tsv), or
+    the dev file beside a test file (xnli.test.tsv -> xnli.dev.tsv)."""
+    source = parse_source(test, "test")
+    params = {k: v for k, v in source.params.items() if k != "split"}
+    if source.kind in ("hub", "disk"):
+        return str(Source(source.kind, source.location, params))
+    folder, name = posixpath.split(source.location)
+    dev = posixpath.join(folder, name.replace("test", "dev"))
+    if dev == source.location or not io.exists(dev):
+        raise DataError(
+            f"no dev set beside the test set {test} (looked for {dev}); pass --dev SOURCE, or "
+            "--dev none to keep the last step"
+        )
+    return str(Source(source.kind, dev, params))
 
 
 # loading

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from mdeberta import io
 from mdeberta.eval.config import FinetuneConfig
@@ -30,6 +29,7 @@ from mdeberta.eval.nli import LABELS, Pair, label_id
 from mdeberta.hf import load_pretrained, save_pretrained
 from mdeberta.manifest import MANIFEST
 from mdeberta.precision import autocast, grad_scaler
+from mdeberta.progress import progress
 
 # files of which a tokenizer directory holds at least one (DeBERTa, XLM-R, T5, BERT, GPT-2 style)
 TOKENIZER_FILES = (
@@ -227,7 +227,7 @@ def encode(tokenizer, pairs: list[Pair], max_length: int, chunk: int = 10_000) -
     """Tokenize (premise, hypothesis) pairs, truncating the longer side first."""
     ids: list[np.ndarray] = []
     types: list[np.ndarray] | None = []
-    for start in tqdm(range(0, len(pairs), chunk), desc="tokenize", unit="chunk", leave=False):
+    for start in progress(range(0, len(pairs), chunk), desc="tokenize", unit="chunk", leave=False):
         part = pairs[start : start + chunk]
         out = tokenizer(
             [p.premise for p in part],
@@ -265,7 +265,7 @@ def predict(
     order = sorted(range(len(data)), key=lambda i: -len(data.input_ids[i]))
     preds = torch.empty(len(data), dtype=torch.long)
     to_ours = clf.to_ours
-    for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", leave=False):
+    for start in progress(range(0, len(order), batch_size), desc=desc, unit="batch", leave=False):
         chunk = order[start : start + batch_size]
         logits = _logits(clf, data.batch(chunk, device), precision)
         preds[chunk] = to_ours[logits.argmax(-1).cpu()]
@@ -319,7 +319,7 @@ def finetune(
     best_state, losses, skipped = None, [], 0
     scaler = grad_scaler(cfg.precision, device)  # fp16: dynamic loss scaling
     model.train()
-    progress = tqdm(total=total, desc="fine-tune", unit="step")
+    bar = progress(total=total, desc="fine-tune", unit="step")
     for step in range(1, total + 1):
         epoch, within = divmod(step - 1, steps_per_epoch)
         if within == 0:
@@ -346,8 +346,8 @@ def finetune(
             scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         losses.append(loss.item())
-        progress.update()
-        progress.set_postfix(loss=f"{loss.item():.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+        bar.update()
+        bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
         end_of_epoch = within == steps_per_epoch - 1 or step == total
         if end_of_epoch or (cfg.eval_steps and step % cfg.eval_steps == 0):
             record = {"step": step, "epoch": epoch + 1, "train_loss": sum(losses) / len(losses)}
@@ -357,8 +357,8 @@ def finetune(
             if dev is not None:
                 best_state = _score_dev(clf, dev, cfg, record, result) or best_state
             result.history.append(record)
-            progress.write(", ".join(f"{k} {v:.4g}" for k, v in record.items()))
-    progress.close()
+            bar.write(", ".join(f"{k} {v:.4g}" for k, v in record.items()))
+    bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

@@ -7,9 +7,22 @@ the user's labels= list), never through a fixed index order.
 
 from __future__ import annotations
 
+import functools
+import os
+import re
 from collections.abc import Sequence
 
 from mdeberta.eval.nli import DataError, NLIData, Source
+
+HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
+PROBE_SECONDS = 10
+"""How long the one request that checks the hub can be reached may wait."""
+LOCAL_HINT = {
+    "train": "--train multinli:multinli_1.0/multinli_1.0_train.jsonl",
+    "dev": "--dev xnli-tsv:XNLI-1.0/xnli.dev.tsv",
+    "test": "--test xnli-tsv:XNLI-1.0/xnli.test.tsv",
+    "model": "--model with a local model directory",
+}
 
 # split names tried per role, for the hub and saved DatasetDicts
 ROLE_SPLITS = {
@@ -24,6 +37,8 @@ def load_hub(source: Source, role: str, languages: list[str], data: NLIData) -> 
     load_dataset reads the same way (a local copy of the repo with its parquet files)."""
     import datasets
 
+    if is_hub_id(source.location):  # not a local copy of a repo
+        require_hub(f"the {role} set {source}", LOCAL_HINT[role])
     configs = _config_names(source.location)
     config = source.params.get("config")
     if config is None and set(languages) <= set(configs):
@@ -39,6 +54,49 @@ def load_hub(source: Source, role: str, languages: list[str], data: NLIData) -> 
     split = _pick_split(source, role, datasets.get_dataset_split_names(source.location, config))
     table = datasets.load_dataset(source.location, config, split=split)
     _add_table(table, source, _single_language(source, languages), data, f"{source}[{split}]")
+
+
+def check_model_source(model: str) -> None:
+    """Before any work: a hub id needs the hub reachable; a local path must exist."""
+    if is_hub_id(model):
+        require_hub(f"the model {model}", LOCAL_HINT["model"])
+    elif "://" not in model and not os.path.exists(model):
+        raise FileNotFoundError(
+            f"--model {model}: no such directory (nor a hub id like microsoft/mdeberta-v3-base)"
+        )
+
+
+def is_hub_id(model: str) -> bool:
+    """`microsoft/mdeberta-v3-base` (a repo id: a name, or an owner and a name), not a local path
+    that exists and not a URL; a missing local path is left to the loader to report."""
+    return bool(HUB_ID.fullmatch(model)) and not os.path.exists(model)
+
+
+def require_hub(what: str, hint: str) -> None:
+    """Fail at once, in one line, when the hub cannot be reached: huggingface_hub would retry for
+    ~25 s before failing (logging each retry), then datasets or transformers again. Offline mode
+    (HF_HUB_OFFLINE=1) skips the check: the cache answers or the library says it cannot."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return
+    problem = _hub_unreachable()
+    if problem:
+        raise DataError(
+            f"cannot reach the Hugging Face hub ({problem}) to fetch {what}; pass local files "
+            f"instead ({hint}; docs/xnli.md), or set HF_HUB_OFFLINE=1 to use a cached copy"
+        )
+
+
+@functools.cache
+def _hub_unreachable() -> str | None:
+    """Why one request to the hub's endpoint failed, or None if it was answered at all."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session  # the hub's client: its proxies, its certs
+
+    try:
+        get_session().head(constants.ENDPOINT, timeout=PROBE_SECONDS)
+    except Exception as e:  # the transport's errors (DNS, refused, timeout, TLS) have no base
+        return f"{constants.ENDPOINT}: {e}"  # class in common across httpx versions
+    return None
 
 
 def _config_names(location: str) -> list[str]:

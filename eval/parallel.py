@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from mdeberta import io
 from mdeberta.eval.data import xnli_rows
+from mdeberta.eval.hub import is_hub_id, require_hub
 from mdeberta.eval.nli import DataError, Source
 from mdeberta.languages import code_from_iso639_3
 
@@ -226,6 +227,8 @@ def _load_hub(source: Source, wanted: list[str] | None):
     """google/xtreme's tatoeba.{xxx} configs: one per language, a single split (validation)."""
     import datasets
 
+    if is_hub_id(source.location):  # not a local copy of a repo
+        require_hub(f"the parallel sentences {source}", "--data laser:DIR or tsv:PATH")
     try:
         configs = [
             c

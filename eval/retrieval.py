@@ -30,12 +30,14 @@ from mdeberta import io
 from mdeberta.config import config_to_dict
 from mdeberta.eval.config import RetrievalConfig
 from mdeberta.eval.finetune import deterministic, is_our_checkpoint, load_tokenizer, resolve_device
+from mdeberta.eval.hub import check_model_source
 from mdeberta.eval.parallel import ParallelSet, load_parallel
 from mdeberta.eval.retrieval_report import FORMAT_VERSION, results_document, write_reports
 from mdeberta.hf import load_pretrained
 from mdeberta.manifest import MANIFEST, invalidate, read_manifest, write_manifest
 from mdeberta.model import DebertaModel
 from mdeberta.precision import autocast
+from mdeberta.threads import apply_threads
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +229,7 @@ def score_language(
 def run_retrieval(cfg: RetrievalConfig) -> dict:
     """Score the model and both baselines on every language; write the reports and the manifest."""
     start = time.monotonic()
+    check_model_source(cfg.model)
     _prepare_output(cfg.output)
     languages = (
         None if cfg.languages in ("", "all") else [x.strip() for x in cfg.languages.split(",")]
@@ -234,6 +237,7 @@ def run_retrieval(cfg: RetrievalConfig) -> dict:
     data = load_parallel(cfg.data, languages)
     with deterministic(cfg.seed):
         encoders = {"model": load_encoder(cfg)}
+        apply_threads(cfg.threads, hidden_size=encoders["model"].model.config.hidden_size)
         if cfg.baselines:
             encoders["random_init"] = load_encoder(cfg, random_init=True)
         depth = encoders["model"].depth

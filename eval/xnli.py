@@ -20,12 +20,14 @@ from mdeberta import io
 from mdeberta.config import config_to_dict
 from mdeberta.eval import finetune as ft
 from mdeberta.eval.config import XnliConfig
-from mdeberta.eval.data import load_nli
+from mdeberta.eval.data import default_dev, load_nli
+from mdeberta.eval.hub import check_model_source
 from mdeberta.eval.nli import LABELS, NLIData, Pair
 from mdeberta.eval.report import mean, write_reports
 from mdeberta.languages import XNLI_LANGUAGES, get_language
 from mdeberta.lock import locks_output
 from mdeberta.manifest import MANIFEST, invalidate, read_manifest, write_manifest
+from mdeberta.threads import apply_threads
 
 FORMAT_VERSION = 1
 CLASSIFIER_DIR = "classifier"
@@ -70,8 +72,9 @@ def _load_data(cfg: XnliConfig, languages: list[str]) -> dict[str, NLIData | Non
     data["train"] = data["dev"] = None
     if not cfg.eval_only:
         data["train"] = load(cfg.train, "train", [cfg.train_language])
-        if cfg.dev.strip().lower() != "none":
-            data["dev"] = load(cfg.dev, "dev", ["en"])
+        dev = cfg.dev.strip() or default_dev(cfg.test)
+        if dev.lower() != "none":
+            data["dev"] = load(dev, "dev", ["en"])
     for role, d in data.items():
         if d is not None and d.skipped:
             log.warning("%s %s: skipped rows %s", role, d.source, dict(d.skipped))
@@ -83,6 +86,7 @@ def run_xnli(cfg: XnliConfig) -> dict:
     """Fine-tune (unless eval_only), evaluate every language, write the reports and manifest."""
     clock = {"start": time.monotonic()}
     languages = xnli_languages(cfg.languages)
+    check_model_source(cfg.model)
     _prepare_output(cfg.output)
     data = _load_data(cfg, languages)
     with ft.deterministic(cfg.finetune.seed):
@@ -91,6 +95,7 @@ def run_xnli(cfg: XnliConfig) -> dict:
             cfg.model, backend=cfg.backend, tokenizer=cfg.tokenizer, train=not cfg.eval_only
         )
         clf.model.to(device)
+        apply_threads(cfg.finetune.threads, hidden_size=clf.model.config.hidden_size)
         clock["loaded"] = time.monotonic()
         selection = {} if cfg.eval_only else _train(clf, cfg, data)
         clock["trained"] = time.monotonic()

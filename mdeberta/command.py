@@ -12,11 +12,12 @@ command takes `--config FILE` and `--set key=value`, in this order of precedence
 
     TOML file  <  flags typed on the command line  <  --set
 
-A flag left at its default does not override the TOML file. The decorated function gets the
+A flag left at its default does not override the TOML file. `--verbose` shows the libraries' own
+INFO logging (mdeberta/logs.py). The decorated function gets the
 config as `cfg` after its own parameters (arguments and options that are not settings, such as
 the input files of `clean`); a bad key or value is one line naming where it came from.
 
-Light at import (typer and click only), like every module `mdeberta --help` loads.
+Light at import (typer, click and the standard library), like every module `mdeberta --help` loads.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
+import re
+import sys
 import types
 import typing
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +34,7 @@ from typing import Any, Literal, Union
 
 import typer
 
+from mdeberta import logs
 from mdeberta.config import field_docs, load_config
 
 # Help is laid out by click, not rich: rich's tables cut long option names at 80 columns
@@ -41,6 +45,7 @@ CONTEXT = {"max_content_width": HELP_WIDTH}
 EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}  # passed on to Beam
 CONFIG_HELP = "TOML file of {name} settings (a [table] for nested ones)."
 SET_HELP = "KEY=VALUE: any {name} setting, dotted for nested ones; wins over --config and flags."
+VERBOSE_HELP = "Show the libraries' own INFO logging too (Beam's and its workers', the hub's)."
 UNSET = ("DEFAULT", "DEFAULT_MAP")  # parameter sources of a flag that was not typed
 
 
@@ -72,7 +77,7 @@ def config_flags(
     """The options a command built from `cls` has, one per field (see the module docstring)."""
     flags = list(_flags(cls, "", flatten, required))
     names = [f.name for f in flags]
-    if len(set(names)) != len(names) or {"config", "set_"} & set(names):
+    if len(set(names)) != len(names) or {"config", "set_", "verbose"} & set(names):
         raise TypeError(f"{cls.__name__}: option names collide: {names}")
     return flags
 
@@ -138,16 +143,20 @@ def config_command(
             raise TypeError(f"{func.__name__}: parameters {clash} are also {cls.__name__} fields")
         config = typer.Option(None, "--config", help=CONFIG_HELP.format(name=cls.__name__))
         set_ = typer.Option([], "--set", help=SET_HELP.format(name=cls.__name__))
+        verbose = typer.Option(False, "--verbose", help=VERBOSE_HELP)
         params = [
             *own,
             *(_option(f) for f in flags),
             _keyword("config", str | None, config),
             _keyword("set_", list[str], set_),
+            _keyword("verbose", bool, verbose),
         ]
 
         def command(**kwargs: Any) -> Any:
             ctx = kwargs[context] if context else kwargs.pop("ctx_")
             path, overrides = kwargs.pop("config"), kwargs.pop("set_")
+            if kwargs.pop("verbose"):
+                logs.setup(verbose=True)
             given = []
             for flag in flags:
                 value = kwargs.pop(flag.name)
@@ -187,17 +196,67 @@ def add_command(app: typer.Typer, name: str | None, func: Callable) -> None:
 
 
 def run(app: typer.Typer, argv: Sequence[str] | None, prog_name: str) -> None:
-    """Run `app` on argv (default: sys.argv). Errors a user can fix (bad input, bad config,
-    missing files) print one line naming the problem instead of a traceback;
+    """Run `app` on argv (default: sys.argv) with the logging setup of every command (logs.py).
+    Errors a user can fix (bad input, bad config, missing files, a missing extra), also when a
+    Beam worker raised them, print one line naming the problem instead of a traceback;
     MDEBERTA_TRACEBACK=1 shows the traceback."""
+    logs.setup()
     try:
         app(args=None if argv is None else list(argv), prog_name=prog_name)
-    # ConfigError, IncompleteArtifactError, ... derive from these; FloatingPointError: a NaN loss
-    except (ValueError, OSError, FloatingPointError) as e:
-        if os.environ.get("MDEBERTA_TRACEBACK"):
+    except Exception as e:
+        message = user_error(e)
+        if message is None or os.environ.get("MDEBERTA_TRACEBACK"):
             raise
-        typer.echo(f"mdeberta: error: {e}", err=True)
+        typer.echo(f"mdeberta: error: {message}", err=True)
         raise SystemExit(1) from None
+
+
+# ConfigError, IncompleteArtifactError, ... derive from these; FloatingPointError: a NaN loss
+USER_ERRORS = (ValueError, OSError, FloatingPointError)
+# what the ImportError of a missing optional dependency names -> the extra that installs it
+EXTRAS = {"gcsfs": "gcp", "apache_beam[gcp]": "gcp", "google": "gcp", "apitools": "gcp"}
+BEAM_STEP = re.compile(r"( \[while running '[^']*'\])+$")  # Beam appends the failed step
+# the last line of a traceback: `module.ErrorClass: message`
+EXCEPTION_LINE = re.compile(r"([A-Za-z_][\w.]*)\.([A-Za-z_]\w*): (.*)")
+
+
+def user_error(error: BaseException) -> str | None:
+    """The one-line message of an error a user can fix, or None for a bug (a traceback)."""
+    if isinstance(error, USER_ERRORS):
+        return BEAM_STEP.sub("", str(error))
+    if isinstance(error, ImportError):
+        return missing_extra(error)
+    return worker_error(error)
+
+
+def missing_extra(error: ImportError) -> str | None:
+    """An ImportError of an optional dependency, said with what to install; else None."""
+    text = str(error)
+    module = (error.name or "").split(".")[0]
+    for name, extra in EXTRAS.items():
+        if name == module or name in text:
+            if "extra" in text:  # already says it
+                return text
+            return f'{text} (it comes with the {extra} extra: pip install -e ".[{extra}]")'
+    if re.search(r"\binstall\b", text, re.I):  # says what: fsspec's "Install s3fs to access S3"
+        return text
+    return None
+
+
+def worker_error(error: BaseException) -> str | None:
+    """A user error raised in a Beam worker process: the runner re-raises it as a RuntimeError
+    holding the worker's traceback as text, whose last line names the original class."""
+    lines = str(error).strip().splitlines()
+    if not isinstance(error, RuntimeError) or len(lines) < 2 or not lines[0].startswith("Tr"):
+        return None
+    match = EXCEPTION_LINE.fullmatch(lines[-1])
+    if match is None:
+        return None
+    module, name, message = match.groups()
+    cls = getattr(sys.modules.get(module), name, None)  # imported here if the worker's job is
+    if isinstance(cls, type) and issubclass(cls, USER_ERRORS):
+        return BEAM_STEP.sub("", message)
+    return None
 
 
 def standalone(func: Callable, prog_name: str) -> Callable[[Sequence[str] | None], None]:

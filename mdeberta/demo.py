@@ -10,7 +10,9 @@ stays fast.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,10 +20,11 @@ from importlib import resources
 
 import typer
 
-from mdeberta import io, resources_path
+from mdeberta import __version__, io, resources_path
 from mdeberta.command import config_command
 from mdeberta.config import check
 from mdeberta.eval.config import FinetuneConfig, RetrievalConfig, XnliConfig
+from mdeberta.manifest import artifact_identity
 from mdeberta.pipelines.clean_config import CleanConfig
 from mdeberta.pipelines.shard_config import ShardConfig
 from mdeberta.train.config import load_train_config
@@ -48,6 +51,10 @@ class DemoConfig:
     """Fine-tuning epochs on the 180 English pairs of the packaged XNLI fixture."""
     xnli_lr: float = 1e-4
     """Fine-tuning learning rate (higher than the card's 2e-5: the model and data are tiny)."""
+    fresh: bool = False
+    """Start over: delete the demo's earlier artifacts in `output` first (saying what went).
+    Without it a rerun reuses every stage whose inputs and settings are unchanged, redoes the
+    others, and training resumes from its checkpoint."""
 
     def __post_init__(self):
         check(self.vocab_size >= 300, f"vocab_size must be >= 300, got {self.vocab_size}")
@@ -130,12 +137,23 @@ def _train(cfg: DemoConfig) -> dict:
     from mdeberta.train.run import train
 
     tiny = str(resources.files("mdeberta.train").joinpath("configs", "tiny.toml"))
-    overrides = [f"steps={cfg.steps}", "export_at_end=false"]
-    overrides.append(f"warmup_steps={max(1, min(20, cfg.steps // 10))}")
+    overrides = [f"steps={cfg.steps}", "export_at_end=false"]  # warm-up: 10% of a short run
+    overrides.append(f"fresh={str(_retrain(cfg)).lower()}")
     run_dir = train(_dir(cfg, "shards"), _dir(cfg, "run"), load_train_config(tiny, overrides))
     last = io.read_json(io.join(run_dir, "manifest.json"))["final_metrics"]
     keys = ("step", "tokens", "mlm_loss", "rtd_loss", "rtd_accuracy", "tokens_per_s")
     return {k: round(last[k], 4) if isinstance(last[k], float) else last[k] for k in keys}
+
+
+def _retrain(cfg: DemoConfig) -> bool:
+    """Whether an earlier run in the demo cannot be continued: other shards (its data position
+    means nothing in them), or more steps than asked for. Otherwise training resumes."""
+    info_url = io.join(_dir(cfg, "run"), "run.json")
+    if not io.exists(info_url):
+        return False
+    info = io.read_json(info_url)
+    shards = artifact_identity(_dir(cfg, "shards"))
+    return info.get("shards_identity") != shards or info["config"]["steps"] > cfg.steps
 
 
 def _export(cfg: DemoConfig) -> dict:
@@ -182,26 +200,56 @@ def _retrieval(cfg: DemoConfig) -> dict:
     return {"average": results["average"], "layer": results["protocol"]["layer"]}
 
 
-STAGES: list[tuple[str, Callable[[DemoConfig], dict]]] = [
-    ("clean", _clean),
-    ("build-vocab", _vocab),
-    ("shard", _shard),
-    ("train", _train),
-    ("export", _export),
-    ("eval xnli", _xnli),
-    ("eval retrieval", _retrieval),
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: Callable[[DemoConfig], dict]  # returns the facts the summary shows
+    directory: str  # where its artifact is, in the demo's output
+    settings: tuple[str, ...]  # the DemoConfig fields that shape the artifact
+    inputs: tuple[str, ...]  # the directories of the artifacts it reads
+
+
+HF = "hf/discriminator"  # the export's artifact the evaluations read
+STAGES = [
+    Stage("clean", _clean, "clean", ("languages",), ()),
+    Stage("build-vocab", _vocab, "vocab", ("vocab_size",), ("clean",)),
+    Stage("shard", _shard, "shards", ("seq_len",), ("clean", "vocab")),
+    Stage("train", _train, "run", ("steps",), ("shards",)),
+    Stage("export", _export, HF, (), ("run",)),
+    Stage("eval xnli", _xnli, "xnli", ("xnli_languages", "xnli_epochs", "xnli_lr"), (HF,)),
+    Stage("eval retrieval", _retrieval, "retrieval", ("xnli_languages",), (HF,)),
 ]
+STATE = "stages.json"
+"""{stage: {key, identity, facts}} of each stage completed in the output directory: what its
+artifact was made from (_key) and what it held (its identity, from content)."""
+WRITTEN = ("clean", "vocab", "shards", "run", "hf", "xnli", "retrieval", "summary.json", STATE)
+"""What the demo writes into its output directory: what --fresh removes."""
 
 
 def run_demo(cfg: DemoConfig, echo: Callable[[str], None] = print) -> dict:
-    """Run every stage in order; write and return the summary (summary.json in the output)."""
+    """Run every stage in order, reusing those whose output was made from the same inputs and
+    settings by an earlier run into the same directory; write and return the summary."""
+    if cfg.fresh:
+        start_over(cfg.output)
+    state_url = io.join(cfg.output, STATE)
+    state = io.read_json(state_url) if io.exists(state_url) else {}
     summary: dict = {"output": cfg.output, "config": dataclasses.asdict(cfg), "stages": {}}
     started = time.perf_counter()
-    for i, (name, stage) in enumerate(STAGES, 1):
-        echo(f"\n[{i}/{len(STAGES)}] {name}")
+    for i, stage in enumerate(STAGES, 1):
         t0 = time.perf_counter()
-        facts = stage(cfg)
-        summary["stages"][name] = {**facts, "seconds": round(time.perf_counter() - t0, 1)}
+        inputs = {d: artifact_identity(_dir(cfg, d)) for d in stage.inputs}
+        key = _key(cfg, stage, inputs)
+        record = state.get(stage.name, {})
+        if _up_to_date(cfg, stage, record, key):
+            echo(f"\n[{i}/{len(STAGES)}] {stage.name}: up to date ({_dir(cfg, stage.directory)})")
+            facts = {**record["facts"], "reused": True}
+        else:
+            echo(f"\n[{i}/{len(STAGES)}] {stage.name}")
+            facts = stage.run(cfg)
+            identity = artifact_identity(_dir(cfg, stage.directory))
+            state[stage.name] = {"key": key, "identity": identity, "facts": facts}
+            io.write_json(state_url, state)
+        summary["stages"][stage.name] = {**facts, "seconds": round(time.perf_counter() - t0, 1)}
     summary["seconds"] = round(time.perf_counter() - started, 1)
     summary["artifacts"] = {
         "clean corpus": _dir(cfg, "clean"),
@@ -222,6 +270,46 @@ def run_demo(cfg: DemoConfig, echo: Callable[[str], None] = print) -> dict:
     return summary
 
 
+def _key(cfg: DemoConfig, stage: Stage, inputs: dict[str, str]) -> str:
+    """What a stage's artifact is made from: its settings, its inputs' identities, our version."""
+    recipe = {
+        "stage": stage.name,
+        "version": __version__,
+        "settings": {name: getattr(cfg, name) for name in stage.settings},
+        "inputs": inputs,
+    }
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+
+
+def _up_to_date(cfg: DemoConfig, stage: Stage, record: dict, key: str) -> bool:
+    """Whether the stage's complete artifact is the one an earlier run made from `key`."""
+    if record.get("key") != key:
+        return False
+    try:
+        return artifact_identity(_dir(cfg, stage.directory)) == record.get("identity")
+    except (OSError, ValueError):  # gone, incomplete or damaged: made again
+        return False
+
+
+def start_over(output: str) -> None:
+    """Remove what an earlier demo wrote into `output` (WRITTEN only), saying what went."""
+    gone = [name for name in WRITTEN if io.exists(io.join(output, name))]
+    if not gone:
+        return
+    fs, path = io.url_to_fs(output)
+    for name in gone:
+        fs.rm(f"{path}/{name}", recursive=True)
+    print(
+        f"mdeberta: --fresh: removed the earlier demo from {output}: {', '.join(gone)}",
+        file=sys.stderr,
+    )
+
+
+def _reused(stages: dict) -> str:
+    names = [name for name, facts in stages.items() if facts.get("reused")]
+    return f" (up to date from an earlier run: {', '.join(names)})" if names else ""
+
+
 def format_summary(summary: dict, tables: str = "") -> str:
     """The closing report: where each artifact is and each stage's key numbers."""
     s = summary["stages"]
@@ -231,7 +319,7 @@ def format_summary(summary: dict, tables: str = "") -> str:
     examples = ", ".join(f"{k} {fertility[k]}" for k in shown)
     lines = [
         "",
-        f"Demo finished in {summary['seconds']:.0f} s. Artifacts:",
+        f"Demo finished in {summary['seconds']:.0f} s{_reused(s)}. Artifacts:",
         *[f"  {name:34s} {path}" for name, path in summary["artifacts"].items()],
         "",
         f"clean        {clean['docs_out']} of {clean['docs_in']} documents kept "
@@ -272,8 +360,12 @@ def demo(*, cfg: DemoConfig) -> None:
     XNLI table and the retrieval table (the model beside its random initialisation and a lexical
     baseline). A few minutes on 2 CPU cores.
 
+    Run again into the same directory, it reuses every stage whose inputs and settings are
+    unchanged and redoes the rest (training resumes from its checkpoint); --fresh starts over.
+
     \b
     Example:
       mdeberta demo --output demo/
+      mdeberta demo --output demo/ --steps 600    # 300 more steps, then evaluates
     """
     run_demo(cfg, echo=typer.echo)

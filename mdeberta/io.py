@@ -24,7 +24,10 @@ _CHUNK = 1 << 20
 
 def url_to_fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     """The filesystem that holds `url` and the path inside it."""
-    return _url_to_fs(str(url))
+    try:
+        return _url_to_fs(str(url))
+    except ImportError as e:  # fsspec names the package to install (gcsfs, s3fs), not the URL
+        raise type(e)(f"{url}: {e}", name=e.name) from e
 
 
 def join(url: str, *parts: str) -> str:

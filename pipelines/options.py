@@ -22,6 +22,8 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 
+from mdeberta.pipelines.quiet import quiet_run
+
 LOCAL_RUNNERS = ("FnApiRunner", "DirectRunner", "SwitchingDirectRunner", "BundleBasedDirectRunner")
 
 
@@ -149,9 +151,15 @@ def tuned_for_local_run(args: Sequence[str]) -> Iterator[None]:
 @contextlib.contextmanager
 def pipeline(args: Sequence[str] = (), *, workers: int | None = None):
     """A beam.Pipeline to build inside the with-block; it runs when the block ends, with
-    `beam_args(args, workers=workers)` and tuned for a local runner (tuned_for_local_run)."""
+    `beam_args(args, workers=workers)` and tuned for a local runner (tuned_for_local_run), its
+    logging quiet unless --verbose (pipelines/quiet.py)."""
     import apache_beam as beam
 
     argv = beam_args(args, workers=workers)
-    with tuned_for_local_run(argv), beam.Pipeline(options=pipeline_options(argv)) as p:
+    local = option_value(argv, "runner") in LOCAL_RUNNERS
+    with (
+        tuned_for_local_run(argv),
+        quiet_run(local),
+        beam.Pipeline(options=pipeline_options(argv)) as p,
+    ):
         yield p

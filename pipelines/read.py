@@ -36,7 +36,7 @@ _CONTINUATION = bytes(range(0x80, 0xC0))
 CORRUPT_ERRORS = (EOFError, lzma.LZMAError, zlib.error, gzip.BadGzipFile, zstandard.ZstdError)
 
 
-class BadInputFileError(RuntimeError):
+class BadInputFileError(ValueError):
     """An input file that cannot be read to the end (truncated or corrupt); names the file."""
 
 
@@ -55,6 +55,12 @@ class RawDocument(NamedTuple):
     """A removal reason already known while reading: too_long, bad_json or bad_file."""
     repaired: bool = False
     """Whether invalid UTF-8 was dropped while decoding."""
+
+
+NAMING = (
+    "Name a text file by its language's CC-100 code (de.txt.xz, zh-Hans.txt), or give JSONL "
+    '(.jsonl, .jsonl.zst), one {"text": ..., "lang": ...} object a line'
+)
 
 
 class InputFile(NamedTuple):
@@ -97,7 +103,10 @@ def plan_inputs(patterns: list[str], languages: set[str] | None) -> list[InputFi
                 lang = None
             files.append((url, lang, True))
         else:
-            lang = language_from_name(url)
+            try:
+                lang = language_from_name(url)
+            except UnknownLanguageError as e:
+                raise UnknownLanguageError(f"{url}: {e}. {NAMING}") from None
             if languages is None or lang in languages:
                 files.append((url, lang, False))
     return [InputFile(i, url, lang, jsonl) for i, (url, lang, jsonl) in enumerate(files)]

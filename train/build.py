@@ -115,6 +115,6 @@ def build_optimizers(
         )
         for module, lr in parts
     ]
-    schedule = warmup_linear(cfg.warmup_steps, cfg.steps)
+    schedule = warmup_linear(cfg.warmup(), cfg.steps)
     schedulers = [torch.optim.lr_scheduler.LambdaLR(o, schedule) for o in optimizers]
     return optimizers, schedulers

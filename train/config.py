@@ -106,7 +106,11 @@ class TrainConfig:
     weight_decay: float = 0.01
     """Decoupled weight decay; biases and LayerNorm weights get none (E_delta does get it)."""
     warmup_steps: int = 10000
-    """Steps of linear warm-up to the peak learning rate, then linear decay to 0 at `steps`."""
+    """Steps of linear warm-up to the peak learning rate, then linear decay to 0 at `steps`; at
+    most warmup_max_fraction of the run."""
+    warmup_max_fraction: float = 0.1
+    """Largest share of the run spent warming up: a longer warm-up is clipped to it, with a
+    notice (a recipe's 10000 steps on a run shortened with --set steps=1000 become 100)."""
     grad_clip: float = 1.0
     """Clip the global gradient norm to this (0 disables); per optimizer in decoupled mode."""
     steps: int = 100000
@@ -133,6 +137,10 @@ class TrainConfig:
     num_workers: int = 0
     """DataLoader worker processes per rank; they also do the masking, so on a GPU use >= 1 (the
     order of samples and the masks do not depend on it)."""
+    threads: int = 0
+    """torch intra-op threads per process; 0 = auto: OMP_NUM_THREADS if set, else 1 for a model
+    narrower than 256 (tiny), else this process's share of the cores less its DataLoader workers
+    (mdeberta/threads.py)."""
     verify_data: bool = False
     """Hash every token shard against its manifest before the first step (a full read of the
     data, shared by the ranks). Without it, sizes are checked at start and each shard is hashed
@@ -160,7 +168,8 @@ class TrainConfig:
     export_at_end: bool = True
     """Export hf/discriminator and hf/generator into the run directory when training finishes."""
     progress_bar: bool = True
-    """Show a tqdm progress bar (rank 0) with the losses and tokens/s."""
+    """Show progress (rank 0) with the losses and tokens/s: a bar on a terminal; when the standard
+    error is a file or a pipe, a plain line every 30 s (mdeberta/progress.py)."""
     fresh: bool = False
     """Start over in a run directory that holds an earlier run: delete that run's checkpoints,
     metrics, export and manifest first (saying what went) instead of resuming from it."""
@@ -189,9 +198,10 @@ class TrainConfig:
         check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         check(self.grad_clip >= 0, f"grad_clip must be >= 0 (0 disables), got {self.grad_clip}")
         check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
+        check(self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}")
         check(
-            0 <= self.warmup_steps <= self.steps,
-            f"warmup_steps must be in [0, steps={self.steps}], got {self.warmup_steps}",
+            0 <= self.warmup_max_fraction <= 1,
+            f"warmup_max_fraction must be in [0, 1], got {self.warmup_max_fraction}",
         )
         check(
             self.micro_batch_size >= 1,
@@ -205,6 +215,7 @@ class TrainConfig:
         )
         check(self.compile_backend != "", "compile_backend must name a torch.compile backend")
         check(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
+        check(self.threads >= 0, f"threads must be >= 0 (0: auto), got {self.threads}")
         check(self.log_interval >= 1, f"log_interval must be >= 1, got {self.log_interval}")
         check(
             self.eval_interval >= 0 and self.eval_interval % self.log_interval == 0,
@@ -225,6 +236,10 @@ class TrainConfig:
             self.keep_checkpoints >= 1,
             f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}",
         )
+
+    def warmup(self) -> int:
+        """The warm-up steps the run uses: warmup_steps, at most warmup_max_fraction of steps."""
+        return min(self.warmup_steps, int(self.warmup_max_fraction * self.steps))
 
     def accumulation_steps(self, world_size: int) -> int:
         """Micro-batches per process per optimizer step; a ConfigError if it is not whole."""

@@ -1,4 +1,5 @@
-"""Training metrics: metrics.jsonl, a tqdm progress bar, TensorBoard when installed, curves.png.
+"""Training metrics: metrics.jsonl, progress (a bar on a terminal, lines in a log), TensorBoard
+when installed, curves.png.
 
 One JSON object per logged step (rank 0 writes), averaged over the steps since the previous line:
 
@@ -27,6 +28,7 @@ from collections import defaultdict
 from typing import Any
 
 from mdeberta import io
+from mdeberta.progress import progress
 
 METRICS = "metrics.jsonl"
 CURVES = "curves.png"
@@ -116,9 +118,7 @@ class MetricsLogger:
 
 
 def _progress_bar(total: int, start: int):
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+    return progress(total=total, initial=start, desc="train", unit="step")
 
 
 def _tensorboard(run_dir: str):
@@ -177,25 +177,27 @@ def _parse_lines(path: str, verb: str, text: str | None = None) -> list[tuple[st
     return rows
 
 
-def plot_curves(run_dir: str, output: str | None = None) -> str:
-    """Plot losses, RTD accuracy, learning rate and throughput from metrics.jsonl to curves.png."""
-    import matplotlib
+PANELS = (  # title, y-axis label, keys
+    ("MLM loss (generator)", "cross-entropy (nats)", ("mlm_loss",)),
+    ("RTD loss (discriminator)", "binary cross-entropy (nats)", ("rtd_loss",)),
+    ("accuracy", "accuracy", ("rtd_accuracy", "mlm_accuracy")),
+    ("learning rate", "learning rate", ("lr",)),
+)
+BASELINE = "RTD baseline: 1 - replaced fraction"
+"""The accuracy of a discriminator that calls every token original: the RTD accuracy means
+something only above it."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    rows = read_metrics(run_dir)
-    if not rows:
-        raise FileNotFoundError(f"{io.join(run_dir, METRICS)}: no metrics to plot")
+def curves_figure(rows: list[dict[str, Any]], name: str):
+    """The figure of curves.png: losses, accuracies beside the RTD baseline, learning rate."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     steps = [r["step"] for r in rows]
-    panels = [
-        ("MLM loss (generator)", ["mlm_loss"]),
-        ("RTD loss (discriminator)", ["rtd_loss"]),
-        ("accuracy", ["rtd_accuracy", "mlm_accuracy", "replaced_fraction"]),
-        ("learning rate", ["lr"]),
-    ]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2))
-    for ax, (title, keys) in zip(axes, panels, strict=True):
+    fig = Figure(figsize=(4 * len(PANELS), 3.6))
+    FigureCanvasAgg(fig)  # the Agg canvas, without pyplot's global state
+    axes = fig.subplots(1, len(PANELS))
+    for ax, (title, ylabel, keys) in zip(axes, PANELS, strict=True):
         for key in keys:
             if key in rows[0]:
                 ax.plot(steps, [r[key] for r in rows], label=key)
@@ -203,15 +205,28 @@ def plot_curves(run_dir: str, output: str | None = None) -> str:
             if held:
                 ax.plot([r["step"] for r in held], [r[f"eval_{key}"] for r in held], "--o",
                         markersize=3, label=f"{key} (held out)")  # fmt: skip
-        if any(f"eval_{key}" in r for key in keys for r in rows):
-            ax.legend(fontsize=7)
+        if title == "accuracy" and "replaced_fraction" in rows[0]:
+            trivial = [1 - r["replaced_fraction"] for r in rows]
+            ax.plot(steps, trivial, linestyle="--", color="gray", label=BASELINE)
         ax.set_title(title)
         ax.set_xlabel("step")
-        if len(keys) > 1:
+        ax.set_ylabel(ylabel)
+        if len(ax.get_lines()) > 1:
             ax.legend(fontsize=7)
+    last = rows[-1]
+    tokens = f", {last['tokens']:,} tokens" if "tokens" in last else ""
+    fig.suptitle(f"{name}: {last['step']} steps{tokens}")
     fig.tight_layout()
+    return fig
+
+
+def plot_curves(run_dir: str, output: str | None = None) -> str:
+    """Plot a run's metrics.jsonl to curves.png (curves_figure); return the file written."""
+    rows = read_metrics(run_dir)
+    if not rows:
+        raise FileNotFoundError(f"{io.join(run_dir, METRICS)}: no metrics to plot")
+    fig = curves_figure(rows, run_dir.rstrip("/") or run_dir)  # the run as the user named it
     output = output or io.join(run_dir, CURVES)
     with io.open_file(output, "wb", compression=None) as f:
         fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
     return output

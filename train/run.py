@@ -26,6 +26,7 @@ from mdeberta.config import ConfigError, config_to_dict
 from mdeberta.lock import output_lock
 from mdeberta.manifest import MANIFEST, invalidate, manifest_sha256, write_manifest
 from mdeberta.shard_reader import ShardDataset
+from mdeberta.threads import apply_threads
 from mdeberta.train import checkpoint as ckpt
 from mdeberta.train import distributed
 from mdeberta.train.build import (
@@ -46,10 +47,11 @@ from mdeberta.train.validate import Validator
 
 FORMAT_VERSION = 1
 # settings a resumed run may change; anything else must match the checkpoint's run
-MUTABLE = {"steps", "lr", "discriminator_lr", "warmup_steps", "grad_clip", "log_interval",
-           "checkpoint_interval", "keep_checkpoints", "num_workers", "progress_bar",
-           "export_at_end", "init_from", "device", "fresh", "verify_data", "compile",
-           "compile_backend", "eval_data", "eval_interval", "eval_sequences"}  # fmt: skip
+MUTABLE = {"steps", "lr", "discriminator_lr", "warmup_steps", "warmup_max_fraction", "grad_clip",
+           "log_interval", "checkpoint_interval", "keep_checkpoints", "num_workers", "threads",
+           "progress_bar", "export_at_end", "init_from", "device", "fresh", "verify_data",
+           "compile", "compile_backend", "eval_data", "eval_interval",
+           "eval_sequences"}  # fmt: skip
 # what a run writes into its directory: what `fresh` removes (nothing else there is touched)
 RUN_FILES = (MANIFEST, RUN_INFO, METRICS, CURVES, ckpt.CHECKPOINTS, "hf", "tensorboard")
 
@@ -146,6 +148,12 @@ def _train(data: str, output: str, cfg: TrainConfig, vocab: str | None, env) -> 
     cfg.accumulation_steps(env.world_size)  # fail on a bad split before any work
     if cfg.verify_data:
         dataset.verify_all(env.rank, env.world_size)
+    if cfg.warmup() < cfg.warmup_steps and env.is_main:
+        print(
+            f"mdeberta: warm-up clipped to {cfg.warmup()} steps (warmup_max_fraction "
+            f"{cfg.warmup_max_fraction} of {cfg.steps}; warmup_steps is {cfg.warmup_steps})",
+            file=sys.stderr,
+        )
     if cfg.fresh and env.is_main:  # the inputs are sound: only now remove the old run
         start_over(output)
     env.barrier()
@@ -159,6 +167,8 @@ def _train(data: str, output: str, cfg: TrainConfig, vocab: str | None, env) -> 
         extension = None
     else:
         info, extension = _new_run_info(cfg, data, dataset, env.world_size, vocab)
+    width = info["discriminator"]["hidden_size"]
+    apply_threads(cfg.threads, hidden_size=width, workers=cfg.num_workers)
     trainer = _build_trainer(cfg, info, dataset, env, output, resuming, extension)
     if env.is_main:
         io.makedirs(output)

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict
 
-from mdeberta import io
+from mdeberta import io, logs
 from mdeberta.clean_corpus import list_parts, read_stats
 from mdeberta.config import config_to_dict
 from mdeberta.languages import resolve_languages
@@ -110,7 +111,7 @@ def draw_sample(cfg: VocabConfig, beam_args) -> tuple[dict, list[str]]:
     }
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-        sample = pool.submit(_sample_job, cfg.corpus, sample_dir, job).result()
+        sample = pool.submit(_sample_job, cfg.corpus, sample_dir, job, logs.verbose()).result()
     if not sample["totals"].get("lines"):
         raise ValueError(f"the sample of {cfg.corpus} is empty: the corpus has no paragraphs")
     return sample, sample_files(sample_dir)
@@ -123,7 +124,8 @@ def remove(url: str) -> None:
         fs.rm(path, recursive=True)
 
 
-def _sample_job(corpus: str, sample_dir: str, job: dict) -> dict:
+def _sample_job(corpus: str, sample_dir: str, job: dict, verbose: bool) -> dict:
+    logs.setup(verbose)  # a fresh interpreter: the command's logging setup, again
     # lazy: Beam (~180 MB) loads only in this child process, never beside the trainer
     from mdeberta.pipelines.sample_vocab import sample_job
 
@@ -132,7 +134,8 @@ def _sample_job(corpus: str, sample_dir: str, job: dict) -> dict:
 
 @locks_output("cfg.output")
 def build_vocab(cfg: VocabConfig, beam_args: list[str] | None = None) -> dict:
-    """Build the vocabulary directory `cfg.output` from the clean corpus `cfg.corpus`."""
+    """Build the vocabulary directory `cfg.output` from the clean corpus `cfg.corpus`. A failed
+    or refused build removes what it wrote (the sample too, unless keep_sample)."""
     if not cfg.corpus or not cfg.output:
         raise ValueError("both corpus and output are required")
     # a complete clean corpus and exactly its files, or a clear error: here, not in the sampling
@@ -140,6 +143,20 @@ def build_vocab(cfg: VocabConfig, beam_args: list[str] | None = None) -> dict:
     list_parts(cfg.corpus, _languages(cfg))
     read_stats(cfg.corpus)
     invalidate(cfg.output)  # rebuilding: never look complete midway
+    remove(io.join(cfg.output, "sample"))  # and no old sample parts
+    try:
+        return _build(cfg, beam_args)
+    except BaseException:
+        for name in VOCAB_FILES:
+            remove(io.join(cfg.output, name))
+        if cfg.keep_sample and io.exists(io.join(cfg.output, "sample")):
+            print(f"mdeberta: kept the sample in {io.join(cfg.output, 'sample')}", file=sys.stderr)
+        else:
+            remove(io.join(cfg.output, "sample"))
+        raise
+
+
+def _build(cfg: VocabConfig, beam_args: list[str] | None) -> dict:
     clock = _Clock()
     sample, files = draw_sample(cfg, beam_args)
     plan = sample["plan"]

@@ -19,6 +19,7 @@ from mdeberta import io
 from mdeberta.clean_corpus import Part
 from mdeberta.manifest import read_manifest
 from mdeberta.vocab.report import language_metrics, report_paragraphs, space_separated
+from mdeberta.vocab.tokenizer import load_processor
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +39,12 @@ def trained_languages(manifest: Mapping) -> list[str] | None:
     return sorted(k for k, v in drawn.items() if v.get("paragraphs", 0) > 0)
 
 
-def measure(model: bytes, parts: list[Part], limit: int = CHECK_PARAGRAPHS) -> dict[str, dict]:
-    """vocab.report's metrics (byte_fallback_rate...) of `model` per language of `parts`, on
-    each language's first `limit` paragraphs."""
-    import sentencepiece as spm
-
-    sp = spm.SentencePieceProcessor(model_proto=model)
+def measure(
+    model: bytes, parts: list[Part], limit: int = CHECK_PARAGRAPHS, where: str = "spm.model"
+) -> dict[str, dict]:
+    """vocab.report's metrics (byte_fallback_rate...) of `model` (the file `where`) per language
+    of `parts`, on each language's first `limit` paragraphs."""
+    sp = load_processor(model, where)
     by_lang: dict[str, list[Part]] = {}
     for part in parts:
         by_lang.setdefault(part.lang, []).append(part)
@@ -88,5 +89,6 @@ def check_vocab_on_corpus(
     """The shard job's check: the vocabulary directory `vocab` (spm.model bytes `model`) on the
     corpus languages of `parts`, each measured on its first CHECK_PARAGRAPHS paragraphs."""
     trained = trained_languages(read_manifest(vocab, kind="vocabulary"))
-    problems = coverage_problems(measure(model, parts), trained, max_rate)
+    metrics = measure(model, parts, where=io.join(vocab, "spm.model"))  # loads it: a bad one fails
+    problems = coverage_problems(metrics, trained, max_rate)
     check_coverage(problems, vocab, strict=strict)

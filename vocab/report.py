@@ -17,6 +17,7 @@ from mdeberta import io
 from mdeberta.clean_corpus import Part
 from mdeberta.languages import UNICODE_SCRIPT_NAMES, UnknownLanguageError, get_language
 from mdeberta.pipelines.paragraphs import read_paragraphs
+from mdeberta.vocab.tokenizer import load_processor
 
 COMMON = "Zyyy"  # ISO 15924: undetermined / common script
 BYTE = "bytes"  # byte-fallback pieces
@@ -103,18 +104,12 @@ def report_paragraphs(parts: Iterable[Part], limit: int) -> Iterator[str]:
             yield paragraph
 
 
-def _processor(model: bytes):
-    import sentencepiece as spm
-
-    return spm.SentencePieceProcessor(model_proto=model)
-
-
 def build_report(
     model: bytes, texts: dict[str, list[str]], compare: bytes | None = None, compare_name=None
 ) -> dict:
     """The report of `model` (and `compare`) on {lang: paragraphs}."""
-    ours = _processor(model)
-    other = _processor(compare) if compare is not None else None
+    ours = load_processor(model, "spm.model")
+    other = load_processor(compare, str(compare_name)) if compare is not None else None
     languages = {}
     for lang, paragraphs in sorted(texts.items()):
         spaced = space_separated(lang)

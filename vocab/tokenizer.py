@@ -49,6 +49,17 @@ def load_model_proto(spm_model: bytes):
     return proto
 
 
+def load_processor(spm_model: bytes, where: str):
+    """A SentencePieceProcessor of a serialized spm.model; a ValueError naming `where` (the file)
+    when the bytes are not a model (SentencePiece's own error names no file)."""
+    import sentencepiece as spm
+
+    try:
+        return spm.SentencePieceProcessor(model_proto=spm_model)
+    except RuntimeError as e:
+        raise ValueError(f"{where}: not a SentencePiece model ({e})") from None
+
+
 def special_ids(mask: int) -> dict[str, int]:
     """The special ids recorded in manifests, given [MASK]'s id (`mask_id`: the number of spm
     pieces, unless an extension put [MASK] inside spm.model)."""

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from mdeberta.eval.data import load_nli, parse_source
+from mdeberta import resources_path
+from mdeberta.eval.data import default_dev, load_nli, parse_source
 from mdeberta.eval.nli import LABELS, DataError
 
 XNLI_HEADER = (
@@ -222,3 +223,34 @@ def test_unknown_source_kind_lists_the_valid_ones(tmp_path):
         load_nli(str(tmp_path / "nope.tsv"), "test", ["en"])
     with pytest.raises(DataError, match="unknown parameter"):
         parse_source("hub:facebook/xnli?splt=test", "test")
+
+
+def test_the_default_dev_set_is_the_test_sources_own(tmp_path):
+    """Local --train/--test and no --dev: the dev set comes from the same place, not the hub."""
+    fixture = str(resources_path("xnli"))
+    assert default_dev(fixture) == f"xnli-tsv:{fixture}/xnli.dev.tsv"
+    assert default_dev(f"xnli-tsv:{fixture}/xnli.test.tsv") == f"xnli-tsv:{fixture}/xnli.dev.tsv"
+    assert default_dev("hub:facebook/xnli?split=test") == "hub:facebook/xnli"  # validation
+    alone = tmp_path / "xnli.test.tsv"
+    alone.write_bytes((resources_path("xnli") / "xnli.test.tsv").read_bytes())
+    with pytest.raises(DataError, match=r"no dev set beside .* --dev none"):
+        default_dev(str(alone))
+
+
+def test_an_unreachable_hub_fails_at_once_naming_what_and_the_local_route(monkeypatch):
+    """A hub that cannot be reached (a name that never resolves, RFC 6761) is one error, before
+    huggingface_hub's ~25 s of retries."""
+    from huggingface_hub import constants
+
+    from mdeberta.eval import hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "ENDPOINT", "https://hub.invalid")
+    hub._hub_unreachable.cache_clear()
+    try:
+        with pytest.raises(DataError, match=r"cannot reach the Hugging Face hub \(https://hub"):
+            load_nli("hub:facebook/xnli", "dev", ["en"])
+        with pytest.raises(DataError, match=r"to fetch the dev set hub:facebook/xnli; .*--dev"):
+            load_nli("hub:facebook/xnli", "dev", ["en"])
+    finally:
+        hub._hub_unreachable.cache_clear()

@@ -12,6 +12,7 @@ from mdeberta.eval.report import (
     ordered,
     plot_png,
     table_rows,
+    xnli_figure,
 )
 
 
@@ -53,3 +54,10 @@ def test_languages_outside_the_card_get_empty_published_cells():
 
 def test_plot_is_a_png():
     assert plot_png(results({"en": 0.8, "de": 0.7})).startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_the_plot_draws_the_chance_line_at_a_third():
+    (ax,) = xnli_figure(results({"en": 0.34, "de": 0.33})).axes
+    chance = [line for line in ax.get_lines() if line.get_label() == "chance (33.3%)"]
+    assert len(chance) == 1 and list(chance[0].get_ydata()) == [pytest.approx(100 / 3)] * 2
+    assert ax.get_ylabel() == "accuracy (%)"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -108,7 +111,7 @@ def test_eval_only_on_an_encoder_without_head_fails(encoder, request, tmp_path):
 
 def test_requested_language_missing_from_the_data_fails_before_training(tmp_path):
     with pytest.raises(DataError, match=r"no pairs for language\(s\) ja"):
-        run_xnli(config(tmp_path / "no-model-needed", tmp_path / "out", languages="en,ja"))
+        run_xnli(config(tmp_path, tmp_path / "out", languages="en,ja"))  # no model is read
 
 
 @pytest.mark.parametrize(
@@ -142,3 +145,44 @@ def test_cli_runs_on_the_fixture(hf_model_dir, tmp_path):
         "de",
     }
     assert not (out / "classifier").exists()
+
+
+def test_local_train_and_test_read_no_dev_set_from_the_hub(tmp_path):
+    """Issue 16: with local --train/--test, --dev defaulted to hub:facebook/xnli; offline, the
+    run failed after ~25 s of retries. Now the dev set is the test source's own."""
+    env = {**os.environ, "HF_ENDPOINT": "https://hub.invalid"}  # a hub that cannot be reached
+    env.pop("HF_HUB_OFFLINE", None)
+    empty = tmp_path / "not-a-model"  # exists: the run reads every data set, then fails on it
+    empty.mkdir()
+    base = [sys.executable, "-m", "mdeberta", "eval", "xnli", "--model", str(empty), "--output"]
+    base += [str(tmp_path / "out"), "--train", FIXTURE, "--test", FIXTURE, "--languages", "en"]
+    local = subprocess.run(base, capture_output=True, text=True, env=env, timeout=300)
+    last = local.stderr.splitlines()[-1]
+    assert last.startswith("mdeberta: error: ") and str(empty) in last, local.stderr
+    assert "hub" not in local.stderr.lower(), local.stderr
+    hub = subprocess.run(
+        [*base, "--dev", "hub:facebook/xnli"], capture_output=True, text=True, env=env
+    )
+    assert hub.returncode == 1
+    assert hub.stderr.startswith("mdeberta: error: cannot reach the Hugging Face hub"), hub.stderr
+    assert "to fetch the dev set hub:facebook/xnli" in hub.stderr and "--dev" in hub.stderr
+    assert len(hub.stderr.splitlines()) == 1, hub.stderr  # no "Retrying in 1s" lines
+    assert not (tmp_path / "out").exists()  # no empty output directory left behind
+
+
+def test_a_missing_model_directory_is_named_and_a_hub_id_needs_the_hub(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from mdeberta.eval import hub
+
+    with pytest.raises(FileNotFoundError, match=r"--model /no/such/model: no such directory"):
+        run_xnli(config("/no/such/model", tmp_path / "out"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "ENDPOINT", "https://hub.invalid")
+    hub._hub_unreachable.cache_clear()
+    try:
+        with pytest.raises(DataError, match="to fetch the model microsoft/mdeberta-v3-base"):
+            run_xnli(config("microsoft/mdeberta-v3-base", tmp_path / "out"))
+    finally:
+        hub._hub_unreachable.cache_clear()
+    assert not (tmp_path / "out").exists()

@@ -87,6 +87,8 @@ def test_options_come_from_the_config_dataclass(path):
                 assert param.default == flag.default and not param.required, flag.option
         elif param.name in ("config", "set_"):
             assert cls is not None and cls.__name__ in param.help
+        elif param.name == "verbose":  # every config command's, like --config and --set
+            assert cls is not None and param.default is False
         else:
             assert param.name not in fields, f"{param.name} restates a {cls.__name__} field"
             assert param.required or param.default in (None, [], ()), (
@@ -128,9 +130,9 @@ TINY = str(Path(__file__).parents[2] / "train" / "configs" / "tiny.toml")
     [
         (["--config", TINY, "--set", "stpes=10"], "--set stpes=10: unknown key 'stpes'"),
         (["--set", "model.layers=2"], "--set model.layers=2: unknown key 'model.layers'"),
-        (  # a typed flag sits between the TOML file (steps = 200) and --set
-            ["--config", TINY, "--warmup-steps", "500"],
-            f"{TINY}, --warmup-steps: warmup_steps must be in [0, steps=200], got 500",
+        (  # a typed flag sits between the TOML file (batch_size = 16) and --set
+            ["--config", TINY, "--micro-batch-size", "5"],
+            f"{TINY}, --micro-batch-size: batch_size (16) must be a multiple of micro_batch_size",
         ),
         (["--config", "BAD"], "BAD.toml: unknown key 'stpes'"),
     ],
@@ -168,3 +170,9 @@ def test_user_errors_are_one_line_not_a_traceback(tmp_path):
     assert out.returncode == 1
     assert f"mdeberta: error: {missing}" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("args", [["--help"], ["clean", "--help"], ["shard", "--help"]])
+def test_help_prints_no_warning(args):
+    out = subprocess.run([sys.executable, "-m", "mdeberta", *args], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stderr == ""

@@ -7,7 +7,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from mdeberta.command import add_command, config_command, config_flags, new_app
+from mdeberta.command import add_command, config_command, config_flags, new_app, run, user_error
 from mdeberta.config import ConfigError, check
 
 
@@ -123,3 +123,61 @@ def test_a_parameter_may_not_shadow_a_field():
         @config_command(Settings)
         def run(steps: int = typer.Option(1), *, cfg: Settings) -> None:
             """Run it."""
+
+
+# errors: one line for what a user can fix (command.run)
+
+WORKER_TRACEBACK = """Traceback (most recent call last):
+  File "/x/pipelines/read.py", line 231, in _text_documents
+    raise BadInputFileError(
+mdeberta.pipelines.read.BadInputFileError: /d/fr.txt.xz: truncated or corrupt (EOFError: ...) \
+[while running 'Read/ParDo(ReadFile)']
+"""
+
+
+def test_user_errors_become_one_line_and_bugs_stay_tracebacks():
+    import mdeberta.pipelines.read  # noqa: F401 - a worker's job module is imported here too
+
+    step = " [while running 'Read/ParDo(ReadFile)']"
+    assert user_error(ValueError("/d/x: bad" + step)) == "/d/x: bad"  # Beam's step suffix goes
+    assert (
+        user_error(RuntimeError(WORKER_TRACEBACK))
+        == "/d/fr.txt.xz: truncated or corrupt (EOFError: ...)"
+    )
+    last = WORKER_TRACEBACK.strip().splitlines()[-1]
+    sentencepiece = WORKER_TRACEBACK.replace(last, "RuntimeError: Internal: ParseFromArray")
+    assert user_error(RuntimeError(sentencepiece)) is None  # not ours to explain: a traceback
+    lzma = WORKER_TRACEBACK.replace(last, "_lzma.LZMAError: Input format not supported")
+    assert user_error(RuntimeError(lzma)) is None
+    assert user_error(KeyError("steps")) is None
+
+
+def test_a_missing_extra_says_which_to_install():
+    gcsfs = ImportError("gs://b/clean: Please install gcsfs to access Google Storage")
+    assert user_error(gcsfs).endswith('(it comes with the gcp extra: pip install -e ".[gcp]")')
+    dataflow = ImportError(
+        "Google Cloud Dataflow runner not available, please install apache_beam[gcp]"
+    )
+    assert "gcp extra" in user_error(dataflow)
+    assert "gcp extra" in user_error(
+        ModuleNotFoundError("No module named 'google.auth'", name="google.auth")
+    )
+    assert user_error(ModuleNotFoundError("No module named 'numpyy'", name="numpyy")) is None
+
+
+def test_run_prints_one_line_or_with_mdeberta_traceback_raises(logging_state, capsys, monkeypatch):
+    app = new_app()
+
+    @app.command()
+    def fail() -> None:
+        """Fail."""
+        raise FileNotFoundError("/d/corpus: no manifest.json")
+
+    monkeypatch.delenv("MDEBERTA_TRACEBACK", raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        run(app, [], "mdeberta")
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err == "mdeberta: error: /d/corpus: no manifest.json\n"
+    monkeypatch.setenv("MDEBERTA_TRACEBACK", "1")
+    with pytest.raises(FileNotFoundError, match="no manifest.json"):
+        run(app, [], "mdeberta")

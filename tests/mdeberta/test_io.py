@@ -107,3 +107,15 @@ def test_multi_frame_zstd_reads_every_frame(tmp_path):
     frames = [zstandard.ZstdCompressor().compress(f"frame {i}\n".encode()) for i in range(3)]
     (tmp_path / "multi.zst").write_bytes(b"".join(frames))
     assert io.read_text(str(tmp_path / "multi.zst")) == "frame 0\nframe 1\nframe 2\n"
+
+
+def test_a_url_whose_filesystem_is_not_installed_names_the_url_and_the_package():
+    import importlib.util
+
+    from mdeberta.command import user_error
+
+    if importlib.util.find_spec("s3fs"):
+        pytest.skip("s3fs is installed here")
+    with pytest.raises(ImportError) as error:
+        io.url_to_fs("s3://bucket/clean")
+    assert user_error(error.value) == "s3://bucket/clean: Install s3fs to access S3"

@@ -132,3 +132,13 @@ def test_batches_bound_documents_and_characters():
 def test_decode_utf8_drops_invalid_bytes_and_says_so():
     assert decode_utf8("héllo".encode()) == ("héllo", False)
     assert decode_utf8(b"h\xffi \xe2\x82") == ("hi ", True)
+
+
+def test_a_file_named_by_no_language_names_both_routes(tmp_path):
+    """A user's own corpus, mycorpus.txt: the error says how to name it, or to give JSONL."""
+    (tmp_path / "mycorpus.txt").write_bytes(b"")
+    with pytest.raises(UnknownLanguageError) as error:
+        plan_inputs([str(tmp_path / "mycorpus.txt")], None)
+    message = str(error.value)
+    assert message.startswith(f"{tmp_path / 'mycorpus.txt'}: unknown language code 'mycorpus'")
+    assert "CC-100 code (de.txt.xz" in message and '{"text": ..., "lang": ...}' in message

@@ -2,6 +2,9 @@ import dataclasses
 import json
 import random
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -393,6 +396,37 @@ def test_a_flipped_bit_in_a_part_stops_the_job(inputs, tmp_path):
     with pytest.raises(Exception, match=rf"{part}: sha256 [0-9a-f]{{64}} but"):
         run(config((str(corpus), inputs[1]), tmp_path / "out"))
     assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def copy_vocab(inputs, tmp_path, model: bytes, *, resign: bool):
+    """The vocabulary with spm.model replaced by `model`; resign: its manifest records the new
+    sha256 too (a vocabulary whose record matches a broken model: only loading it tells)."""
+    import hashlib
+    import shutil
+
+    vocab = shutil.copytree(inputs[1], tmp_path / "vocab")
+    (vocab / "spm.model").write_bytes(model)
+    if resign:
+        manifest = json.loads((vocab / "manifest.json").read_text())
+        manifest["spm_sha256"] = hashlib.sha256(model).hexdigest()
+        (vocab / "manifest.json").write_text(json.dumps(manifest))
+    return vocab
+
+
+@pytest.mark.parametrize("resign", [False, True], ids=["sha256-differs", "sha256-matches"])
+def test_a_corrupt_vocabulary_is_refused_before_the_job_in_one_line(inputs, tmp_path, resign):
+    model = (Path(inputs[1]) / "spm.model").read_bytes()
+    vocab = copy_vocab(inputs, tmp_path, model[: len(model) // 3], resign=resign)
+    expected = "not a SentencePiece model" if resign else "has sha256 [0-9a-f]{64}, its manifest"
+    with pytest.raises(ValueError, match=rf"^{vocab}/spm.model:? {expected}"):
+        run(config((inputs[0], str(vocab)), tmp_path / "out"))
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+    args = ["shard", "--corpus", inputs[0], "--vocab", vocab, "--output", tmp_path / "out"]
+    out = subprocess.run(
+        [sys.executable, "-m", "mdeberta", *map(str, args)], capture_output=True, text=True
+    )
+    assert out.returncode == 1 and out.stderr.startswith(f"mdeberta: error: {vocab}/spm.model")
+    assert len(out.stderr.splitlines()) == 1, out.stderr
 
 
 CYRILLIC = "абвгдежзиклмнопрстуфхцчшщыэюя"

@@ -101,3 +101,25 @@ def test_cli_reports_a_bad_config_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "error:" in err and "mask_prob must be in (0, 1), got 2.0" in err
     assert "Traceback" not in err
+
+
+def test_a_recipe_warm_up_on_a_shortened_run_is_clipped_not_refused():
+    """The README's step 4: xsmall.toml (10000 warm-up steps of 100000) with --set steps=1000."""
+    xsmall = str(CONFIGS[0].parent / "xsmall.toml")
+    cfg = load_train_config(xsmall, ["steps=1000"])
+    assert (cfg.warmup_steps, cfg.warmup()) == (10000, 100)
+    assert load_train_config(xsmall).warmup() == 10000  # the recipe's own run: unchanged
+    with pytest.raises(ConfigError, match="warmup_steps must be >= 0"):
+        load_train_config(None, ["warmup_steps=-1"])
+
+
+def test_the_schedule_uses_the_clipped_warm_up():
+    import torch
+
+    from mdeberta.train.build import build_optimizers
+
+    cfg = load_train_config(None, ["steps=100", "warmup_steps=1000", "model.preset=tiny"])
+    model = torch.nn.Linear(2, 2)
+    _, (scheduler,) = build_optimizers(cfg, model, fused=False)
+    peak = [scheduler.lr_lambdas[0](step) for step in range(100)]
+    assert peak.index(max(peak)) == 9  # the 10th step trains at the peak rate, then decay

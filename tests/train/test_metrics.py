@@ -8,7 +8,14 @@ import shutil
 
 import pytest
 
-from mdeberta.train.metrics import METRICS, plot_curves, read_metrics, truncate_metrics
+from mdeberta.train.metrics import (
+    BASELINE,
+    METRICS,
+    curves_figure,
+    plot_curves,
+    read_metrics,
+    truncate_metrics,
+)
 from tests.train.helpers import REFERENCE, deterministic, train_here
 
 TORN = '{"step": 26, "tokens": 13312, "loss": 3.2'
@@ -58,3 +65,22 @@ def test_a_run_with_a_torn_metrics_line_resumes(reference_run, shards, tmp_path)
     rows = train_here(shards, str(run), *REFERENCE, "steps=28", "export_at_end=false")
     assert [r["step"] for r in rows] == list(range(2, 29, 2))
     assert deterministic(rows[:12]) == deterministic(read_metrics(reference_run))
+
+
+def test_curves_have_axis_labels_a_title_and_the_rtd_baseline(tmp_path):
+    rows = [
+        {"step": s, "tokens": 512 * s, "mlm_loss": 5.0, "rtd_loss": 0.5, "rtd_accuracy": 0.9,
+         "mlm_accuracy": 0.1, "replaced_fraction": 0.12, "lr": 1e-3}
+        for s in (10, 20)
+    ]  # fmt: skip
+    fig = curves_figure(rows, "xsmall")
+    assert fig.get_suptitle() == "xsmall: 20 steps, 10,240 tokens"
+    assert all(ax.get_ylabel() for ax in fig.axes)
+    accuracy = next(ax for ax in fig.axes if ax.get_title() == "accuracy")
+    lines = {line.get_label(): list(line.get_ydata()) for line in accuracy.get_lines()}
+    assert "replaced_fraction" not in lines  # a fraction of tokens is no accuracy
+    assert lines[BASELINE] == [pytest.approx(0.88)] * 2  # what "all original" would score
+    assert set(lines) == {"rtd_accuracy", "mlm_accuracy", BASELINE}
+    write_rows(tmp_path / METRICS, rows)
+    assert plot_curves(str(tmp_path)) == f"{tmp_path}/curves.png"
+    assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")

@@ -156,3 +156,17 @@ def test_verify_data_hashes_every_shard_before_the_first_step(shards, tmp_path):
     with pytest.raises(ShardFormatError, match=r"shard-\d{5}\.bin: sha256 .* corrupt"):
         train_here(data, str(tmp_path / "run"), "verify_data=true")
     assert not (tmp_path / "run").exists()  # refused before the run directory is made
+
+
+def test_a_tiny_model_trains_on_one_intra_op_thread(shards, tmp_path, monkeypatch):
+    """The thread rule (mdeberta/threads.py) is applied: torch's default (a thread per core) made
+    the demo's hidden-32 model 5-7x slower on a shared 2-core machine."""
+    import torch
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    torch.set_num_threads(2)
+    try:
+        train_here(shards, str(tmp_path / "run"), "steps=2", "checkpoint_interval=2")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(1)

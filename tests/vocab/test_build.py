@@ -82,6 +82,16 @@ def test_vocab_too_large_is_a_clear_error_before_training(clean_corpus, tmp_path
     with pytest.raises(ValueError, match=r"too large for this text.*at most [\d,]+ pieces"):
         build_vocab(_config(clean_corpus, tmp_path / "v", vocab_size=50_000))
     assert not (tmp_path / "v" / "manifest.json").exists()
+    assert not (tmp_path / "v").exists()  # no sample/ left behind: nothing that looks like work
+
+
+def test_a_refused_build_keeps_the_sample_only_when_asked_and_says_so(
+    clean_corpus, tmp_path, capsys
+):
+    with pytest.raises(ValueError, match=r"too large for this text"):
+        build_vocab(_config(clean_corpus, tmp_path / "v", vocab_size=50_000, keep_sample=True))
+    assert [p.name for p in (tmp_path / "v").iterdir()] == ["sample"]
+    assert f"kept the sample in {tmp_path / 'v' / 'sample'}" in capsys.readouterr().err
 
 
 def test_missing_stats_is_a_clear_error(tmp_path, corpus_docs):
@@ -197,3 +207,4 @@ def test_a_language_the_vocabulary_fits_badly_is_reported(tmp_path, corpus_docs,
     with pytest.raises(ValueError, match=r"zh-Hans: byte-fallback .* \(strict: refused\)"):
         build_vocab(_config(corpus, tmp_path / "s", **fit, strict=True))
     assert not (tmp_path / "s" / "manifest.json").exists()
+    assert not (tmp_path / "s").exists()  # the refused vocabulary's files and sample removed
