@@ -1,7 +1,7 @@
 """Does the stack learn? A CPU pretraining study scored by parallel-sentence retrieval.
 
     python benchmarks/learning.py data --work study/               # corpus, retrieval set, shards
-    python benchmarks/learning.py train --work study/ --recipe r1 --mode gdes
+    python benchmarks/learning.py train --work study/ --recipe s1 --mode gdes
     python benchmarks/learning.py report --work study/ --out docs/learning/
 
 Training text: the real program messages of ../shared/data/locale-messages (CC-100 layout, one
@@ -21,142 +21,54 @@ from __future__ import annotations
 
 import argparse
 import json
-import lzma
-import os
-import subprocess
 import time
 from pathlib import Path
 
-import gettext_parallel as gp
+import collapse
+from learning_data import LANGUAGES, REPO, TEXT, build_data, mdeberta, prepare, shard_dir
 
-REPO = Path(__file__).resolve().parents[1]
-# beside the repository, as in the project's workspace; --text points elsewhere
-TEXT = Path(__file__).resolve().parents[2] / "shared" / "data" / "locale-messages"
-# 17 retrieval languages in four scripts, each with >= 1000 held-out pairs on Debian
-LANGUAGES = "de,fr,es,it,pt,nl,sv,pl,cs,tr,vi,ru,uk,bg,ja,zh-Hans,ko".split(",")
-DOC_LINES = 20  # messages per English document, as locale-messages groups them
+from mdeberta.train.metrics import read_metrics
 
-
-def mdeberta(*args: str, log: Path | None = None) -> None:
-    """Run one `mdeberta` command as a user would (its own process), failing loudly."""
-    cmd = ["mdeberta", *args]
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
-    with open(log or os.devnull, "a") as out:
-        out.write(f"\n$ {' '.join(cmd)}\n")
-        out.flush()
-        subprocess.run(cmd, check=True, stdout=out, stderr=subprocess.STDOUT, env=env)
-
-
-# data
-
-
-def retrieval_sentences(pairs: dict[str, list[tuple[str, str]]]) -> set[str]:
-    return {gp.normalise(s) for rows in pairs.values() for row in rows for s in row} - {""}
-
-
-def filter_text(lines: list[str], banned: set[str]) -> tuple[list[str], int]:
-    """Lines whose loose form is a retrieval sentence's, dropped (document breaks kept)."""
-    kept, removed = [], 0
-    for line in lines:
-        if line.strip() and gp.normalise(line) in banned:
-            removed += 1
-        else:
-            kept.append(line)
-    return kept, removed
+# recipes: `--set` overrides on top of train/configs/xsmall.toml (preset xsmall: 12 x 384), each
+# a change to NARROW (a model small enough for ~1,500 steps in 45 minutes on 2 cores)
+NARROW: dict = {
+    "vocab_size": 16000,
+    "seq_len": 128,
+    "steps": 1500,
+    "eval_every": 250,
+    "set": {
+        "model.num_hidden_layers": 4,
+        "model.hidden_size": 128,
+        "model.num_attention_heads": 2,
+        "model.intermediate_size": 512,
+        "model.position_buckets": 64,
+        "model.max_relative_positions": 128,
+        "model.max_position_embeddings": 128,
+        "batch_size": 32,
+        "micro_batch_size": 32,
+        "lr": 2e-3,
+        "warmup_steps": 100,
+    },
+}
 
 
-def write_xz(path: Path, lines: list[str]) -> None:
-    with lzma.open(path, "wt", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
+def overrides(steps: int | None = None, eval_every: int | None = None, **sets) -> dict:
+    """NARROW with other step counts and `--set` values."""
+    return {
+        **NARROW,
+        "steps": steps or NARROW["steps"],
+        "eval_every": eval_every or NARROW["eval_every"],
+        "set": {**NARROW["set"], **sets},
+    }
 
 
-def build_data(
-    work: Path, text: Path, languages: list[str], train_languages: list[str], pairs: int
-) -> dict:
-    """raw/ (training text), parallel/ (retrieval set), data.json (sizes and the overlap check)."""
-    held = gp.parallel_pairs(languages, gp.HELD_OUT_DOMAINS, pairs, seed=0)
-    gp.write_laser(str(work / "parallel"), held)
-    banned = retrieval_sentences(held)
-    exact = {s.strip() for rows in held.values() for row in rows for s in row}
-    raw = work / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    report = {"retrieval_pairs": {k: len(v) for k, v in held.items()}, "training": {}}
-    for lang in train_languages:
-        if lang == "en":
-            messages = gp.english_messages(gp.HELD_OUT_DOMAINS)
-            lines = []
-            for i in range(0, len(messages), DOC_LINES):
-                lines += [*messages[i : i + DOC_LINES], ""]
-        else:
-            lines = lzma.open(text / f"{lang}.txt.xz", "rt", encoding="utf-8").read().split("\n")
-        kept, removed = filter_text(lines, banned)
-        left = sum(1 for line in kept if line.strip() in exact)
-        assert left == 0, f"{lang}: {left} retrieval sentences still in the training text"
-        write_xz(raw / f"{lang}.txt.xz", kept)
-        report["training"][lang] = {
-            "lines_in": sum(1 for x in lines if x.strip()),
-            "removed_as_retrieval_sentences": removed,
-            "chars": sum(len(x) for x in kept),
-        }
-    (work / "data.json").write_text(json.dumps(report, indent=2))
-    return report
-
-
-def prepare(work: Path, vocab_size: int, seq_len: int, log: Path) -> None:
-    """clean -> build-vocab (a one-pass sample: ~500k paragraphs) -> shard, with the project's
-    commands; a stage whose artifact is complete is not redone."""
-    clean, vocab = work / "clean", work / f"vocab-{vocab_size}"
-    shards = work / f"shards-{vocab_size}-{seq_len}"
-    if not (clean / "manifest.json").exists():
-        mdeberta("clean", str(work / "raw" / "*.txt.xz"), "--output", str(clean), log=log)
-    if not (vocab / "manifest.json").exists():
-        args = ["--corpus", str(clean), "--output", str(vocab), "--vocab-size", str(vocab_size)]
-        mdeberta("build-vocab", *args, "--sentences", "500000", log=log)
-    if not (shards / "manifest.json").exists():
-        args = ["--corpus", str(clean), "--vocab", str(vocab), "--output", str(shards)]
-        mdeberta("shard", *args, "--seq-len", str(seq_len), "--overwrite", log=log)
-
-
-# recipes: `--set` overrides on top of train/configs/xsmall.toml (preset xsmall: 12 x 384)
 RECIPES: dict[str, dict] = {
-    "s1": {
-        "vocab_size": 16000,
-        "seq_len": 128,
-        "steps": 1500,
-        "eval_every": 250,
-        "set": [
-            "model.num_hidden_layers=4",
-            "model.hidden_size=128",
-            "model.num_attention_heads=2",
-            "model.intermediate_size=512",
-            "model.position_buckets=64",
-            "model.max_relative_positions=128",
-            "model.max_position_embeddings=128",
-            "batch_size=32",
-            "micro_batch_size=32",
-            "lr=2e-3",
-            "warmup_steps=100",
-        ],
-    },
-    "r1": {
-        "vocab_size": 16000,
-        "seq_len": 128,
-        "steps": 3000,
-        "eval_every": 500,
-        "set": [
-            "model.num_hidden_layers=4",
-            "model.hidden_size=256",
-            "model.num_attention_heads=4",
-            "model.intermediate_size=1024",
-            "model.position_buckets=64",
-            "model.max_relative_positions=128",
-            "model.max_position_embeddings=128",
-            "batch_size=32",
-            "micro_batch_size=32",
-            "lr=1e-3",
-            "warmup_steps=300",
-        ],
-    },
+    "s1": NARROW,
+    # half the depth, twice the steps: more updates per token of budget
+    "s2": overrides(steps=3000, eval_every=500, **{"model.num_hidden_layers": 2}),
+    # Adam's epsilon 1e-4 instead of 1e-6: tiny gradients (rare rows of the tied embedding table)
+    # no longer become full-size steps; tests whether the rare-token collapse costs retrieval
+    "s3": overrides(adam_eps=1e-4),
 }
 
 
@@ -171,11 +83,14 @@ def train(work: Path, recipe: str, mode: str, steps: int | None = None) -> None:
     out = run_dir(work, recipe, mode)
     every = r["eval_every"]
     overrides = [
-        *r["set"], f"sharing={mode}", f"steps={steps}", f"checkpoint_interval={every}",
+        *(f"{k}={v}" for k, v in r["set"].items()),
+        f"sharing={mode}", f"steps={steps}", f"checkpoint_interval={every}",
         f"log_interval={min(50, every)}", f"keep_checkpoints={steps // every + 1}",
         "progress_bar=false", "export_at_end=false", "device=cpu",
     ]  # fmt: skip
-    args = ["train", "--data", str(work / f"shards-{r['vocab_size']}-{r['seq_len']}")]
+    held_out = shard_dir(work, r["vocab_size"], r["seq_len"], "valid")
+    overrides += [f"eval_data={held_out}", f"eval_interval={every}"]
+    args = ["train", "--data", str(shard_dir(work, r["vocab_size"], r["seq_len"]))]
     args += ["--output", str(out), "--config", str(REPO / "train" / "configs" / "xsmall.toml")]
     for item in overrides:
         args += ["--set", item]
@@ -184,8 +99,14 @@ def train(work: Path, recipe: str, mode: str, steps: int | None = None) -> None:
 
 def evaluate(work: Path, recipe: str, mode: str) -> list[dict]:
     """Export every checkpoint and score its discriminator (all layers); the baselines at the
-    first checkpoint (they do not depend on training), the generator at the last."""
+    first checkpoint (they do not depend on training), the generator at the last; and how alike
+    the discriminator's rare, frequent and unseen token embeddings have become (collapse.py)."""
     out = run_dir(work, recipe, mode)
+    r = RECIPES[recipe]
+    ids = collapse.cached_groups(
+        str(shard_dir(work, r["vocab_size"], r["seq_len"])),
+        work / f"token-counts-{r['vocab_size']}-{r['seq_len']}.npz",
+    )
     checkpoints = sorted((out / "checkpoints").glob("step-*"), key=lambda p: int(p.name[5:]))
     rows = []
     for ckpt in checkpoints:
@@ -204,19 +125,40 @@ def evaluate(work: Path, recipe: str, mode: str) -> list[dict]:
                     args += ["--no-baselines"]
                 mdeberta(*args, log=work / f"log-{recipe}-{mode}.txt")
             doc = json.loads((result / "retrieval.json").read_text())
-            rows.append({"step": step, "role": role, **{k: doc[k] for k in ("average", "layers")}})
+            row = {"step": step, "role": role, **{k: doc[k] for k in ("average", "layers")}}
+            rows.append({**row, "collapse": collapse.collapse(str(export / role), ids)})
     (out / "retrieval.json").write_text(json.dumps(rows, indent=1))
     return rows
 
 
+HELD_OUT = ("eval_mlm_loss", "eval_rtd_loss", "eval_rtd_accuracy", "eval_replaced_fraction")
+
+
+def summarise(work: Path, recipe: str, mode: str) -> dict:
+    """One mode's curves: retrieval (default and best layer), collapse, held-out scores."""
+    rows = json.loads((run_dir(work, recipe, mode) / "retrieval.json").read_text())
+    disc = [r for r in rows if r["role"] == "discriminator"]
+    metrics = read_metrics(str(run_dir(work, recipe, mode)))
+    held = [m for m in metrics if "eval_mlm_loss" in m]
+    return {
+        "steps": [r["step"] for r in disc],
+        "default_layer": [r["average"]["model"] for r in disc],
+        "best_layer": [max(r["layers"]["model"]) for r in disc],
+        "layers_last": disc[-1]["layers"]["model"],
+        "generator_last": next(r for r in rows if r["role"] == "generator")["average"]["model"],
+        "collapse": [r["collapse"] for r in disc],
+        "held_out": [{"step": m["step"], **{k: m[k] for k in HELD_OUT}} for m in held],
+        "baselines": next(r for r in disc if "random_init" in r["average"])["average"],
+        "train": metrics,
+    }
+
+
 def report(work: Path, out: Path, recipes: list[str]) -> dict:
-    """learning.json and one PNG per recipe: retrieval accuracy by step for each sharing mode
-    (its best layer and the protocol's default layer) beside the random-init and lexical lines,
-    and the MLM and RTD losses."""
+    """learning.json and one PNG per recipe, each sharing mode in its colour: retrieval accuracy by
+    step (default and best layer) beside the random-init and lexical lines; MLM and RTD losses,
+    training (lines) and held out (dots); how alike rare and unseen token embeddings have become."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-
-    from mdeberta.train.metrics import read_metrics
 
     out.mkdir(parents=True, exist_ok=True)
     doc: dict = {}
@@ -228,33 +170,61 @@ def report(work: Path, out: Path, recipes: list[str]) -> dict:
         ]
         if not modes:
             continue
-        fig = Figure(figsize=(13, 4.2), dpi=110)
+        fig = Figure(figsize=(17, 4.2), dpi=110)
         FigureCanvasAgg(fig)
-        acc, mlm, rtd = (fig.add_subplot(1, 3, i) for i in (1, 2, 3))
+        acc, mlm, rtd, same = (fig.add_subplot(1, 4, i) for i in (1, 2, 3, 4))
         entry = doc[recipe] = {"recipe": RECIPES[recipe], "modes": {}}
         for n, mode in enumerate(modes):
-            rows = json.loads((run_dir(work, recipe, mode) / "retrieval.json").read_text())
-            rows = [r for r in rows if r["role"] == "discriminator"]
-            steps = [r["step"] for r in rows]
-            default = [r["average"]["model"] for r in rows]
-            best = [max(r["layers"]["model"]) for r in rows]
-            base = next(r for r in rows if "random_init" in r["average"])["average"]
-            entry["modes"][mode] = {"steps": steps, "default_layer": default, "best_layer": best}
+            curves = summarise(work, recipe, mode)
+            train_rows = curves.pop("train")
+            entry["modes"][mode] = curves
+            base = curves.pop("baselines")
             entry["random_init"], entry["lexical"] = base["random_init"], base["lexical"]
-            acc.plot(steps, [100 * v for v in default], f"C{n}-o", label=f"{mode} (default layer)")
-            acc.plot(steps, [100 * v for v in best], f"C{n}:", label=f"{mode} (best layer)")
-            metrics = read_metrics(str(run_dir(work, recipe, mode)))
-            x = [m["step"] for m in metrics]
-            mlm.plot(x, [m["mlm_loss"] for m in metrics], f"C{n}-", label=mode)
-            rtd.plot(x, [m["rtd_loss"] for m in metrics], f"C{n}-", label=mode)
+            steps, held = curves["steps"], curves["held_out"]
+            acc.plot(
+                steps,
+                [100 * v for v in curves["default_layer"]],
+                f"C{n}-o",
+                label=f"{mode} (default layer)",
+            )
+            acc.plot(
+                steps,
+                [100 * v for v in curves["best_layer"]],
+                f"C{n}:",
+                label=f"{mode} (best layer)",
+            )
+            for ax, key in ((mlm, "mlm_loss"), (rtd, "rtd_loss")):
+                ax.plot(
+                    [m["step"] for m in train_rows],
+                    [m[key] for m in train_rows],
+                    f"C{n}-",
+                    label=mode,
+                )
+                ax.plot(
+                    [h["step"] for h in held],
+                    [h[f"eval_{key}"] for h in held],
+                    f"C{n}o",
+                    label=f"{mode} held out",
+                )
+            for group, style in (("rare", "-o"), ("unseen", ":x")):
+                same.plot(
+                    steps,
+                    [c[group] for c in curves["collapse"]],
+                    f"C{n}{style}",
+                    label=f"{mode} {group}",
+                )
         acc.axhline(100 * entry["random_init"], color="gray", linestyle="--", label="random init")
         acc.axhline(100 * entry["lexical"], color="black", linestyle=":", label="lexical (TF-IDF)")
+        languages = len(json.loads((work / "data.json").read_text())["retrieval_pairs"])
         acc.set(
-            xlabel="step", ylabel="average top-1 (%)", title=f"{recipe}: retrieval, 17 languages"
+            xlabel="step",
+            ylabel="average top-1 (%)",
+            title=f"{recipe}: retrieval, {languages} languages",
         )
         mlm.set(xlabel="step", ylabel="MLM loss (generator)", title="MLM loss")
         rtd.set(xlabel="step", ylabel="RTD loss (discriminator)", title="RTD loss")
-        for ax in (acc, mlm, rtd):
+        same.set(xlabel="step", ylabel="mean pairwise cosine", title="token embeddings alike")
+        for ax in (acc, mlm, rtd, same):
             ax.grid(alpha=0.3)
             ax.legend(fontsize="x-small")
         fig.tight_layout()
@@ -276,12 +246,12 @@ def main() -> None:
     data.add_argument("--seq-len", type=int, default=128)
     run = sub.add_parser("train", help="train one recipe in one sharing mode, then score it")
     run.add_argument("--work", type=Path, required=True)
-    run.add_argument("--recipe", default="r1", choices=sorted(RECIPES))
+    run.add_argument("--recipe", default="s1", choices=sorted(RECIPES))
     run.add_argument("--mode", default="gdes", choices=("gdes", "es", "nes"))
     run.add_argument("--steps", type=int, default=None, help="default: the recipe's")
     score = sub.add_parser("score", help="(re)score a trained run's checkpoints only")
     score.add_argument("--work", type=Path, required=True)
-    score.add_argument("--recipe", default="r1", choices=sorted(RECIPES))
+    score.add_argument("--recipe", default="s1", choices=sorted(RECIPES))
     score.add_argument("--mode", default="gdes", choices=("gdes", "es", "nes"))
     rep = sub.add_parser("report", help="learning.json and the plots from scored runs")
     rep.add_argument("--work", type=Path, required=True)

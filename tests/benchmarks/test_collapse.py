@@ -1,0 +1,61 @@
+"""benchmarks/collapse.py and the learning study's held-out split, on hand-checked inputs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from benchmarks.collapse import groups, mean_pairwise_cosine
+
+
+def brute_force(rows: torch.Tensor) -> float:
+    unit = torch.nn.functional.normalize(rows.double(), dim=1)
+    n = len(rows)
+    return sum(float(unit[i] @ unit[j]) for i in range(n) for j in range(n) if i != j) / (
+        n * (n - 1)
+    )
+
+
+def test_mean_pairwise_cosine_of_known_rows():
+    assert math.isclose(mean_pairwise_cosine(torch.tensor([[2.0, 1.0]] * 5)), 1.0)
+    assert math.isclose(mean_pairwise_cosine(torch.eye(4)), 0.0, abs_tol=1e-12)
+    # (1,0), (0,1), (1,1)/sqrt2: pairs 0, 1/sqrt2, 1/sqrt2 -> mean sqrt2/3; lengths do not matter
+    rows = torch.tensor([[3.0, 0.0], [0.0, 0.5], [7.0, 7.0]])
+    assert math.isclose(mean_pairwise_cosine(rows), math.sqrt(2) / 3, rel_tol=1e-12)
+    # opposite rows: -1
+    assert math.isclose(mean_pairwise_cosine(torch.tensor([[1.0, 2.0], [-1.0, -2.0]])), -1.0)
+    assert math.isnan(mean_pairwise_cosine(torch.ones(1, 3)))
+
+
+def test_mean_pairwise_cosine_matches_every_pair_summed():
+    rows = torch.randn(37, 16, generator=torch.Generator().manual_seed(0))
+    assert math.isclose(mean_pairwise_cosine(rows), brute_force(rows), rel_tol=1e-9)
+
+
+def test_groups_by_count_without_special_ids():
+    #              id: 0  1  2  3  4  5  6  7  8  9
+    counts = np.array([9, 0, 5, 1, 0, 1, 7, 0, 3, 2])
+    ids = groups(counts, special=[0, 1], size=3)
+    assert ids["rare"].tolist() == [3, 5, 9]  # counts 1, 1 (tie: lower id first), 2
+    assert ids["frequent"].tolist() == [6, 2, 8]  # 7, 5, 3; the special id 0 (9) left out
+    assert ids["unseen"].tolist() == [4, 7]  # never seen; special id 1 left out
+
+
+def test_held_out_documents_are_whole_and_never_trained_on(monkeypatch):
+    monkeypatch.syspath_prepend("benchmarks")  # the study's scripts import their siblings
+    from learning_data import split_documents
+
+    lines = []
+    for d in range(10):
+        lines += [f"doc{d} para{p}" for p in range(d % 3 + 1)] + ["", ""][: 1 + d % 2]
+    train, held = split_documents(lines, every=4)
+
+    def docs(out: list[str]) -> list[str]:
+        return [word for word in " ".join(out).split() if word.startswith("doc")]
+
+    assert sorted(set(docs(held))) == ["doc3", "doc7"]  # every 4th document, counted from 0
+    assert not set(docs(held)) & set(docs(train))
+    assert sorted(docs(train) + docs(held)) == sorted(docs(lines))  # nothing dropped
+    assert held == ["doc3 para0", "", "doc7 para0", "doc7 para1", ""]  # whole, one blank apart
