@@ -1,4 +1,4 @@
-"""benchmarks/collapse.py and the learning study's held-out split, on hand-checked inputs."""
+"""benchmarks/collapse.py, centering.py and the study's held-out split, on hand-checked inputs."""
 
 from __future__ import annotations
 
@@ -59,3 +59,25 @@ def test_held_out_documents_are_whole_and_never_trained_on(monkeypatch):
     assert not set(docs(held)) & set(docs(train))
     assert sorted(docs(train) + docs(held)) == sorted(docs(lines))  # nothing dropped
     assert held == ["doc3 para0", "", "doc7 para0", "doc7 para1", ""]  # whole, one blank apart
+
+
+def test_centring_diagnostic_scores_the_protocol_and_removes_the_mean(our_model_dir, tmp_path):
+    from benchmarks.centering import centred, run
+    from mdeberta import resources_path
+    from mdeberta.eval.config import RetrievalConfig
+    from mdeberta.eval.retrieval import run_retrieval
+
+    rows = torch.randn(9, 4, generator=torch.Generator().manual_seed(1)) + 5.0
+    assert torch.allclose(centred(rows).mean(0), torch.zeros(4), atol=1e-6)
+    data = str(resources_path("xnli"))
+    diagnosis = run(str(our_model_dir), data, languages="de,ru")
+    protocol = run_retrieval(
+        RetrievalConfig(
+            model=str(our_model_dir), data=data, output=str(tmp_path / "r"), languages="de,ru",
+            all_layers=True, device="cpu",
+        )
+    )  # fmt: skip
+    assert diagnosis["languages"] == 2
+    for system in ("model", "random_init"):  # uncentred, it is eval retrieval's own number
+        assert np.allclose(diagnosis[system]["plain"], protocol["layers"][system], atol=1e-4)
+        assert all(0.0 <= x <= 1.0 for x in diagnosis[system]["centred"])
