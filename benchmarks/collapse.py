@@ -46,11 +46,13 @@ def groups(counts: np.ndarray, special: list[int], size: int = GROUP) -> dict[st
     ids = np.setdiff1d(np.arange(len(counts)), special)
     seen = ids[counts[ids] > 0]
     by_count = seen[np.argsort(counts[seen], kind="stable")]
-    return {
+    chosen = {
         "rare": by_count[:size],
         "frequent": by_count[::-1][:size],
         "unseen": ids[counts[ids] == 0],
     }
+    # contiguous copies: torch cannot index with a reversed (negative-stride) numpy view
+    return {name: np.ascontiguousarray(group) for name, group in chosen.items()}
 
 
 def mean_pairwise_cosine(rows: torch.Tensor) -> float:

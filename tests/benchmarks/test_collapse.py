@@ -81,3 +81,21 @@ def test_centring_diagnostic_scores_the_protocol_and_removes_the_mean(our_model_
     for system in ("model", "random_init"):  # uncentred, it is eval retrieval's own number
         assert np.allclose(diagnosis[system]["plain"], protocol["layers"][system], atol=1e-4)
         assert all(0.0 <= x <= 1.0 for x in diagnosis[system]["centred"])
+
+
+def test_collapse_of_an_exported_model_is_its_layer_normed_rows_alike(our_model_dir):
+    from transformers import AutoModel
+
+    from benchmarks.collapse import collapse
+
+    counts = np.arange(120) % 7  # every 7th id unseen; ties everywhere
+    ids = groups(counts, special=[0, 1, 2, 3], size=10)
+    result = collapse(str(our_model_dir), ids)
+    model = AutoModel.from_pretrained(str(our_model_dir))
+    with torch.no_grad():
+        for name, group in ids.items():
+            rows = model.embeddings.LayerNorm(
+                model.embeddings.word_embeddings.weight[group.tolist()]
+            )
+            assert result[name] == round(brute_force(rows), 4)
+            assert abs(result[name]) < 0.2  # a random initialisation: nearly orthogonal rows
