@@ -30,8 +30,17 @@ def centred(vectors: torch.Tensor) -> torch.Tensor:
     return vectors - vectors.mean(0, keepdim=True)
 
 
+def standardised(vectors: torch.Tensor) -> torch.Tensor:
+    """Centred, each dimension divided by its standard deviation: a few high-variance ("rogue")
+    dimensions no longer decide the cosine (Timkey and van Schijndel 2021)."""
+    return centred(vectors) / vectors.std(0, keepdim=True).clamp_min(1e-6)
+
+
+TREATMENTS = {"plain": lambda v: v, "centred": centred, "standardised": standardised}
+
+
 def run(model: str, data: str, languages: str = "all", batch_size: int = 128) -> dict:
-    """{"model"|"random_init": {"plain"|"centred": [average top-1 per layer]}, "languages": n}."""
+    """{"model"|"random_init": {treatment: [average top-1 per layer]}, "languages": n}."""
     # output: required by the config, never written (this diagnostic only prints)
     cfg = RetrievalConfig(model=model, data=data, output="-", languages=languages)
     pairs = load_parallel(cfg.data, None if languages == "all" else languages.split(","))
@@ -39,8 +48,7 @@ def run(model: str, data: str, languages: str = "all", batch_size: int = 128) ->
     encoders = {"model": load_encoder(cfg), "random_init": load_encoder(cfg, random_init=True)}
     apply_threads(0, hidden_size=encoders["model"].model.config.hidden_size)
     layers = list(range(encoders["model"].depth + 1))
-    zeros = [0.0] * len(layers)
-    totals = {name: {"plain": list(zeros), "centred": list(zeros)} for name in encoders}
+    totals = {name: {t: [0.0] * len(layers) for t in TREATMENTS} for name in encoders}
     for parallel in pairs.values():
         tok = encoders["model"].tokenizer
         en = tokenize(tok, parallel.english, cfg.max_length)
@@ -49,10 +57,9 @@ def run(model: str, data: str, languages: str = "all", batch_size: int = 128) ->
             v_en = embed(encoder, en, layers, batch_size=batch_size)
             v_xx = embed(encoder, xx, layers, batch_size=batch_size)
             for layer in layers:
-                plain = scores(v_xx[layer], v_en[layer])["mean"]
-                centre = scores(centred(v_xx[layer]), centred(v_en[layer]))["mean"]
-                totals[name]["plain"][layer] += plain / len(pairs)
-                totals[name]["centred"][layer] += centre / len(pairs)
+                for treatment, treat in TREATMENTS.items():
+                    top1 = scores(treat(v_xx[layer]), treat(v_en[layer]))["mean"]
+                    totals[name][treatment][layer] += top1 / len(pairs)
     rounded = {n: {k: [round(x, 4) for x in v] for k, v in t.items()} for n, t in totals.items()}
     return {"languages": len(pairs), **rounded}
 

@@ -11,6 +11,8 @@ The groups, by the token counts of the training shards:
     frequent  the 2,000 most frequent ids
     unseen    every id of the vocabulary that training never saw (special ids left out)
 
+and the effective number of dimensions the frequent rows spread over (participation ratio).
+
 A value near 1 for `rare` means those tokens have become one vector: a sentence made of them
 looks like any other to a mean-pooled encoder. Unseen rows move only through the tied output
 layer's softmax, which pushes every non-target row the same way, and Adam turns those tiny
@@ -65,8 +67,18 @@ def mean_pairwise_cosine(rows: torch.Tensor) -> float:
     return float((total @ total - n) / (n * (n - 1)))  # the sum of all pairs less the diagonal
 
 
+def effective_dimensions(rows: torch.Tensor) -> float:
+    """Participation ratio of the centred rows' variance, (sum s)^2 / sum s^2 over the squared
+    singular values s: the number of directions the rows really spread over (H when isotropic,
+    1 when one direction holds all the variance)."""
+    variance = torch.linalg.svdvals(rows.double() - rows.double().mean(0)) ** 2
+    return float(variance.sum() ** 2 / (variance**2).sum())
+
+
 def collapse(model_dir: str, ids: dict[str, np.ndarray]) -> dict[str, float]:
-    """Mean pairwise cosine per group of LayerNorm(word embeddings) of a Hugging Face model."""
+    """Mean pairwise cosine per group of LayerNorm(word embeddings) of a Hugging Face model, and
+    the effective dimensions of the frequent group (`frequent_dims`): a sentence's mean-pooled
+    first layer is mostly made of those rows."""
     from transformers import AutoModel
 
     model = AutoModel.from_pretrained(model_dir).eval()
@@ -77,6 +89,8 @@ def collapse(model_dir: str, ids: dict[str, np.ndarray]) -> dict[str, float]:
         for name, group in ids.items():
             rows = embeddings.LayerNorm(table[torch.as_tensor(group)])
             result[name] = round(mean_pairwise_cosine(rows), 4)
+            if name == "frequent":
+                result["frequent_dims"] = round(effective_dimensions(rows), 1)
     return result
 
 

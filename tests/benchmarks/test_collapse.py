@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from benchmarks.collapse import groups, mean_pairwise_cosine
+from benchmarks.collapse import effective_dimensions, groups, mean_pairwise_cosine
 
 
 def brute_force(rows: torch.Tensor) -> float:
@@ -32,6 +32,15 @@ def test_mean_pairwise_cosine_of_known_rows():
 def test_mean_pairwise_cosine_matches_every_pair_summed():
     rows = torch.randn(37, 16, generator=torch.Generator().manual_seed(0))
     assert math.isclose(mean_pairwise_cosine(rows), brute_force(rows), rel_tol=1e-9)
+
+
+def test_effective_dimensions_count_the_directions_rows_spread_over():
+    assert math.isclose(effective_dimensions(torch.eye(5) * 3.0), 4.0)  # centred: 4 left
+    line = torch.arange(10.0)[:, None] * torch.tensor([[1.0, 2.0, -1.0]])
+    assert math.isclose(effective_dimensions(line), 1.0)
+    # two directions, variance 4:1 -> (4+1)^2 / (16+1)
+    two = torch.tensor([[2.0, 0.0], [-2.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    assert math.isclose(effective_dimensions(two), 25 / 17)
 
 
 def test_groups_by_count_without_special_ids():
@@ -62,13 +71,14 @@ def test_held_out_documents_are_whole_and_never_trained_on(monkeypatch):
 
 
 def test_centring_diagnostic_scores_the_protocol_and_removes_the_mean(our_model_dir, tmp_path):
-    from benchmarks.centering import centred, run
+    from benchmarks.centering import centred, run, standardised
     from mdeberta import resources_path
     from mdeberta.eval.config import RetrievalConfig
     from mdeberta.eval.retrieval import run_retrieval
 
     rows = torch.randn(9, 4, generator=torch.Generator().manual_seed(1)) + 5.0
     assert torch.allclose(centred(rows).mean(0), torch.zeros(4), atol=1e-6)
+    assert torch.allclose(standardised(rows).std(0), torch.ones(4))
     data = str(resources_path("xnli"))
     diagnosis = run(str(our_model_dir), data, languages="de,ru")
     protocol = run_retrieval(
@@ -80,7 +90,8 @@ def test_centring_diagnostic_scores_the_protocol_and_removes_the_mean(our_model_
     assert diagnosis["languages"] == 2
     for system in ("model", "random_init"):  # uncentred, it is eval retrieval's own number
         assert np.allclose(diagnosis[system]["plain"], protocol["layers"][system], atol=1e-4)
-        assert all(0.0 <= x <= 1.0 for x in diagnosis[system]["centred"])
+        for treated in ("centred", "standardised"):
+            assert all(0.0 <= x <= 1.0 for x in diagnosis[system][treated])
 
 
 def test_collapse_of_an_exported_model_is_its_layer_normed_rows_alike(our_model_dir):
@@ -99,3 +110,5 @@ def test_collapse_of_an_exported_model_is_its_layer_normed_rows_alike(our_model_
             )
             assert result[name] == round(brute_force(rows), 4)
             assert abs(result[name]) < 0.2  # a random initialisation: nearly orthogonal rows
+            if name == "frequent":
+                assert result["frequent_dims"] == round(effective_dimensions(rows), 1)
