@@ -75,13 +75,19 @@ def effective_dimensions(rows: torch.Tensor) -> float:
     return float(variance.sum() ** 2 / (variance**2).sum())
 
 
-def collapse(model_dir: str, ids: dict[str, np.ndarray]) -> dict[str, float]:
+def collapse(
+    model_dir: str, ids: dict[str, np.ndarray], random_init: bool = False
+) -> dict[str, float]:
     """Mean pairwise cosine per group of LayerNorm(word embeddings) of a Hugging Face model, and
     the effective dimensions of the frequent group (`frequent_dims`): a sentence's mean-pooled
-    first layer is mostly made of those rows."""
-    from transformers import AutoModel
+    first layer is mostly made of those rows. random_init: the same architecture, seed 0."""
+    from transformers import AutoConfig, AutoModel
 
-    model = AutoModel.from_pretrained(model_dir).eval()
+    if random_init:
+        torch.manual_seed(0)
+        model = AutoModel.from_config(AutoConfig.from_pretrained(model_dir)).eval()
+    else:
+        model = AutoModel.from_pretrained(model_dir).eval()
     embeddings = model.embeddings
     with torch.no_grad():
         table = embeddings.word_embeddings.weight

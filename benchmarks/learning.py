@@ -126,20 +126,28 @@ def evaluate(work: Path, recipe: str, mode: str) -> list[dict]:
                 mdeberta(*args, log=work / f"log-{recipe}-{mode}.txt")
             doc = json.loads((result / "retrieval.json").read_text())
             row = {"step": step, "role": role, **{k: doc[k] for k in ("average", "layers")}}
-            rows.append({**row, "collapse": collapse.collapse(str(export / role), ids)})
+            row["collapse"] = collapse.collapse(str(export / role), ids)
+            if ckpt == checkpoints[0] and role == "discriminator":
+                row["collapse_random_init"] = collapse.collapse(str(export / role), ids, True)
+            rows.append(row)
     (out / "retrieval.json").write_text(json.dumps(rows, indent=1))
     return rows
 
 
+MODES = ("gdes", "es", "nes")
 HELD_OUT = ("eval_mlm_loss", "eval_rtd_loss", "eval_rtd_accuracy", "eval_replaced_fraction")
 
 
 def summarise(work: Path, recipe: str, mode: str) -> dict:
-    """One mode's curves: retrieval (default and best layer), collapse, held-out scores."""
+    """One mode's curves: retrieval (default and best layer), collapse, held-out scores (with the
+    RTD accuracy's gain over always answering "original")."""
     rows = json.loads((run_dir(work, recipe, mode) / "retrieval.json").read_text())
     disc = [r for r in rows if r["role"] == "discriminator"]
     metrics = read_metrics(str(run_dir(work, recipe, mode)))
-    held = [m for m in metrics if "eval_mlm_loss" in m]
+    held = [{"step": m["step"], **{k: m[k] for k in HELD_OUT}} for m in metrics if HELD_OUT[0] in m]
+    for h in held:
+        h["eval_rtd_gain"] = h["eval_rtd_accuracy"] - (1 - h["eval_replaced_fraction"])
+    first = next(r for r in disc if "random_init" in r["average"])
     return {
         "steps": [r["step"] for r in disc],
         "default_layer": [r["average"]["model"] for r in disc],
@@ -147,8 +155,8 @@ def summarise(work: Path, recipe: str, mode: str) -> dict:
         "layers_last": disc[-1]["layers"]["model"],
         "generator_last": next(r for r in rows if r["role"] == "generator")["average"]["model"],
         "collapse": [r["collapse"] for r in disc],
-        "held_out": [{"step": m["step"], **{k: m[k] for k in HELD_OUT}} for m in held],
-        "baselines": next(r for r in disc if "random_init" in r["average"])["average"],
+        "held_out": held,
+        "baselines": {**first["average"], "collapse": first["collapse_random_init"]},
         "train": metrics,
     }
 
@@ -156,75 +164,51 @@ def summarise(work: Path, recipe: str, mode: str) -> dict:
 def report(work: Path, out: Path, recipes: list[str]) -> dict:
     """learning.json and one PNG per recipe, each sharing mode in its colour: retrieval accuracy by
     step (default and best layer) beside the random-init and lexical lines; MLM and RTD losses,
-    training (lines) and held out (dots); how alike rare and unseen token embeddings have become."""
+    training (lines) and held out (dots); how alike rare and unseen token embeddings have become;
+    how many directions the frequent tokens' embeddings spread over."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     out.mkdir(parents=True, exist_ok=True)
+    languages = len(json.loads((work / "data.json").read_text())["retrieval_pairs"])
     doc: dict = {}
     for recipe in recipes:
-        modes = [
-            m
-            for m in ("gdes", "es", "nes")
-            if (run_dir(work, recipe, m) / "retrieval.json").exists()
-        ]
+        modes = [m for m in MODES if (run_dir(work, recipe, m) / "retrieval.json").exists()]
         if not modes:
             continue
-        fig = Figure(figsize=(17, 4.2), dpi=110)
+        fig = Figure(figsize=(21, 4.2), dpi=100)
         FigureCanvasAgg(fig)
-        acc, mlm, rtd, same = (fig.add_subplot(1, 4, i) for i in (1, 2, 3, 4))
+        acc, mlm, rtd, same, dims = (fig.add_subplot(1, 5, i) for i in range(1, 6))
         entry = doc[recipe] = {"recipe": RECIPES[recipe], "modes": {}}
         for n, mode in enumerate(modes):
             curves = summarise(work, recipe, mode)
             train_rows = curves.pop("train")
+            entry["baselines"] = curves.pop("baselines")
             entry["modes"][mode] = curves
-            base = curves.pop("baselines")
-            entry["random_init"], entry["lexical"] = base["random_init"], base["lexical"]
-            steps, held = curves["steps"], curves["held_out"]
-            acc.plot(
-                steps,
-                [100 * v for v in curves["default_layer"]],
-                f"C{n}-o",
-                label=f"{mode} (default layer)",
-            )
-            acc.plot(
-                steps,
-                [100 * v for v in curves["best_layer"]],
-                f"C{n}:",
-                label=f"{mode} (best layer)",
-            )
+            steps, held, c = curves["steps"], curves["held_out"], curves["collapse"]
+            acc.plot(steps, [100 * v for v in curves["default_layer"]], f"C{n}-o", label=mode)
+            best = [100 * v for v in curves["best_layer"]]
+            acc.plot(steps, best, f"C{n}:", label=f"{mode} (best layer)")
             for ax, key in ((mlm, "mlm_loss"), (rtd, "rtd_loss")):
-                ax.plot(
-                    [m["step"] for m in train_rows],
-                    [m[key] for m in train_rows],
-                    f"C{n}-",
-                    label=mode,
-                )
-                ax.plot(
-                    [h["step"] for h in held],
-                    [h[f"eval_{key}"] for h in held],
-                    f"C{n}o",
-                    label=f"{mode} held out",
-                )
-            for group, style in (("rare", "-o"), ("unseen", ":x")):
-                same.plot(
-                    steps,
-                    [c[group] for c in curves["collapse"]],
-                    f"C{n}{style}",
-                    label=f"{mode} {group}",
-                )
-        acc.axhline(100 * entry["random_init"], color="gray", linestyle="--", label="random init")
-        acc.axhline(100 * entry["lexical"], color="black", linestyle=":", label="lexical (TF-IDF)")
-        languages = len(json.loads((work / "data.json").read_text())["retrieval_pairs"])
-        acc.set(
-            xlabel="step",
-            ylabel="average top-1 (%)",
-            title=f"{recipe}: retrieval, {languages} languages",
-        )
+                ax.plot([m["step"] for m in train_rows], [m[key] for m in train_rows], f"C{n}-")
+                held_loss = [h[f"eval_{key}"] for h in held]
+                ax.plot([h["step"] for h in held], held_loss, f"C{n}o", label=f"{mode} held out")
+            same.plot(steps, [x["rare"] for x in c], f"C{n}-o", label=f"{mode} rare")
+            same.plot(steps, [x["unseen"] for x in c], f"C{n}:x", label=f"{mode} unseen")
+            dims.plot(steps, [x["frequent_dims"] for x in c], f"C{n}-o", label=mode)
+        base = entry["baselines"]
+        acc.axhline(100 * base["random_init"], color="gray", linestyle="--", label="random init")
+        acc.axhline(100 * base["lexical"], color="black", linestyle=":", label="lexical (TF-IDF)")
+        dims.axhline(base["collapse"]["frequent_dims"], color="gray", linestyle="--")
+        dims.text(steps[0], base["collapse"]["frequent_dims"], "random init", va="bottom")
+        title = f"{recipe}: retrieval, {languages} languages"
+        acc.set(xlabel="step", ylabel="average top-1 (%)", title=title)
         mlm.set(xlabel="step", ylabel="MLM loss (generator)", title="MLM loss")
         rtd.set(xlabel="step", ylabel="RTD loss (discriminator)", title="RTD loss")
         same.set(xlabel="step", ylabel="mean pairwise cosine", title="token embeddings alike")
-        for ax in (acc, mlm, rtd, same):
+        dims.set(xlabel="step", ylabel="participation ratio", title="frequent tokens: dimensions")
+        dims.set_ylim(bottom=0)
+        for ax in (acc, mlm, rtd, same, dims):
             ax.grid(alpha=0.3)
             ax.legend(fontsize="x-small")
         fig.tight_layout()
@@ -247,12 +231,12 @@ def main() -> None:
     run = sub.add_parser("train", help="train one recipe in one sharing mode, then score it")
     run.add_argument("--work", type=Path, required=True)
     run.add_argument("--recipe", default="s1", choices=sorted(RECIPES))
-    run.add_argument("--mode", default="gdes", choices=("gdes", "es", "nes"))
+    run.add_argument("--mode", default="gdes", choices=MODES)
     run.add_argument("--steps", type=int, default=None, help="default: the recipe's")
     score = sub.add_parser("score", help="(re)score a trained run's checkpoints only")
     score.add_argument("--work", type=Path, required=True)
     score.add_argument("--recipe", default="s1", choices=sorted(RECIPES))
-    score.add_argument("--mode", default="gdes", choices=("gdes", "es", "nes"))
+    score.add_argument("--mode", default="gdes", choices=MODES)
     rep = sub.add_parser("report", help="learning.json and the plots from scored runs")
     rep.add_argument("--work", type=Path, required=True)
     rep.add_argument("--out", type=Path, required=True)
