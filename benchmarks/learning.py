@@ -69,6 +69,9 @@ RECIPES: dict[str, dict] = {
     # Adam's epsilon 1e-4 instead of 1e-6: tiny gradients (rare rows of the tied embedding table)
     # no longer become full-size steps; tests whether the rare-token collapse costs retrieval
     "s3": overrides(adam_eps=1e-4),
+    # a quarter of the learning rate: does a slower drift from the initialisation keep its token
+    # matching while context is learned?
+    "s4": overrides(lr=5e-4),
 }
 
 
