@@ -79,7 +79,9 @@ def run_dir(work: Path, recipe: str, mode: str) -> Path:
     return work / "runs" / f"{recipe}-{mode}"
 
 
-def train(work: Path, recipe: str, mode: str, steps: int | None = None) -> None:
+def train(
+    work: Path, recipe: str, mode: str, steps: int | None = None, device: str = "cpu"
+) -> None:
     """`mdeberta train` with the recipe, a checkpoint every eval_every steps, all of them kept."""
     r = RECIPES[recipe]
     steps = steps or r["steps"]
@@ -89,7 +91,7 @@ def train(work: Path, recipe: str, mode: str, steps: int | None = None) -> None:
         *(f"{k}={v}" for k, v in r["set"].items()),
         f"sharing={mode}", f"steps={steps}", f"checkpoint_interval={every}",
         f"log_interval={min(50, every)}", f"keep_checkpoints={steps // every + 1}",
-        "progress_bar=false", "export_at_end=false", "device=cpu",
+        "progress_bar=false", "export_at_end=false", f"device={device}",
     ]  # fmt: skip
     held_out = shard_dir(work, r["vocab_size"], r["seq_len"], "valid")
     overrides += [f"eval_data={held_out}", f"eval_interval={every}"]
@@ -210,7 +212,7 @@ def report(work: Path, out: Path, recipes: list[str]) -> dict:
         rtd.set(xlabel="step", ylabel="RTD loss (discriminator)", title="RTD loss")
         same.set(xlabel="step", ylabel="mean pairwise cosine", title="token embeddings alike")
         dims.set(xlabel="step", ylabel="participation ratio", title="frequent tokens: dimensions")
-        dims.set_ylim(bottom=0)
+        dims.set_ylim(0, 135)
         for ax in (acc, mlm, rtd, same, dims):
             ax.grid(alpha=0.3)
             ax.legend(fontsize="x-small")
@@ -236,6 +238,7 @@ def main() -> None:
     run.add_argument("--recipe", default="s1", choices=sorted(RECIPES))
     run.add_argument("--mode", default="gdes", choices=MODES)
     run.add_argument("--steps", type=int, default=None, help="default: the recipe's")
+    run.add_argument("--device", default="cpu", help="the trainer's device: cpu, cuda, cuda:N")
     score = sub.add_parser("score", help="(re)score a trained run's checkpoints only")
     score.add_argument("--work", type=Path, required=True)
     score.add_argument("--recipe", default="s1", choices=sorted(RECIPES))
@@ -251,7 +254,7 @@ def main() -> None:
         print(json.dumps(report(args.work, args.out, args.recipes.split(",")), indent=1))
     if args.command == "train":
         start = time.monotonic()
-        train(args.work, args.recipe, args.mode, args.steps)
+        train(args.work, args.recipe, args.mode, args.steps, args.device)
         trained = time.monotonic()
         rows = evaluate(args.work, args.recipe, args.mode)
         print(
