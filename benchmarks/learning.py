@@ -161,7 +161,10 @@ def summarise(work: Path, recipe: str, mode: str) -> dict:
         "generator_last": next(r for r in rows if r["role"] == "generator")["average"]["model"],
         "collapse": [r["collapse"] for r in disc],
         "held_out": held,
-        "baselines": {**first["average"], "collapse": first["collapse_random_init"]},
+        "baselines": {
+            **{k: first["average"][k] for k in ("random_init", "lexical")},
+            "collapse": first["collapse_random_init"],
+        },
         "train": metrics,
     }
 
