@@ -1,4 +1,4 @@
-"""Is there cross-lingual signal under each language's mean? Retrieval with and without centering.
+"""Is there cross-lingual signal under each language's mean? Retrieval plain, centred, standardised.
 
     python benchmarks/centering.py --model run/export/step-1500/discriminator --data laser:parallel/
 
@@ -7,7 +7,9 @@ stays XTREME's, `mdeberta eval retrieval`). A trained encoder's sentence vectors
 common direction per language (anisotropy): cosine then ranks candidates by that offset more than
 by meaning, and a model can hold translation signal that plain cosine does not show. Subtracting
 each language's mean sentence vector before the cosine (Libovicky et al. 2020, "On the Language
-Neutrality of Pre-trained Multilingual Representations") removes the offset. Scored per layer for
+Neutrality of Pre-trained Multilingual Representations") removes the offset; dividing each
+dimension by its standard deviation as well keeps a few high-variance dimensions from deciding the
+cosine (Timkey and van Schijndel 2021, "All Bark and No Bite"). Scored per layer for
 the model and its random initialisation, so "training added signal" stays measured against the
 same untrained network under the same treatment.
 """
@@ -44,7 +46,6 @@ def run(model: str, data: str, languages: str = "all", batch_size: int = 128) ->
     # output: required by the config, never written (this diagnostic only prints)
     cfg = RetrievalConfig(model=model, data=data, output="-", languages=languages)
     pairs = load_parallel(cfg.data, None if languages == "all" else languages.split(","))
-    torch.manual_seed(0)
     encoders = {"model": load_encoder(cfg), "random_init": load_encoder(cfg, random_init=True)}
     apply_threads(0, hidden_size=encoders["model"].model.config.hidden_size)
     layers = list(range(encoders["model"].depth + 1))

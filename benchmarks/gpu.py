@@ -26,7 +26,6 @@ import dataclasses
 import gc
 import hashlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -395,6 +394,7 @@ def resume_settings(plan: Plan) -> list[str]:
         "micro_batch_size=8", "lr=5e-3", "warmup_steps=3", "log_interval=2",
         f"checkpoint_interval={plan.resume_steps // 3 // 2 * 2}", "keep_checkpoints=5",
         f"precision={'fp16' if plan.device == 'cuda' else 'fp32'}", "progress_bar=false",
+        "threads=1",  # in-process and killed runs alike, whatever OMP_NUM_THREADS says
     ]  # fmt: skip
 
 
@@ -405,8 +405,7 @@ def start_training(plan: Plan, shards: str, output: str) -> subprocess.Popen:
     args += ["--output", output]
     for item in resume_settings(plan):
         args += ["--set", item]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def train_to_the_end(plan: Plan, shards: str, output: str) -> None:

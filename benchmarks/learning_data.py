@@ -30,9 +30,6 @@ def mdeberta(*args: str, log: Path | None = None) -> None:
         subprocess.run(cmd, check=True, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
-# data
-
-
 def retrieval_sentences(pairs: dict[str, list[tuple[str, str]]]) -> set[str]:
     return {gp.normalise(s) for rows in pairs.values() for row in rows for s in row} - {""}
 
