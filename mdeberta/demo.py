@@ -345,7 +345,7 @@ def format_summary(summary: dict, tables: str = "") -> str:
                 "the model beats its random initialisation"
                 if avg["model"] > avg["random_init"]
                 else "the model does NOT beat its random initialisation (300 toy steps; "
-                "nor did the 1,500-step models of the CPU study: docs/learning.md)"
+                "nor did any model of the CPU study: docs/learning.md)"
             )
         )
     return "\n".join(lines) + ("\n\n" + tables if tables else "")
