@@ -50,8 +50,8 @@ def run(model: str, data: str, languages: str = "all", batch_size: int = 128) ->
     apply_threads(0, hidden_size=encoders["model"].model.config.hidden_size)
     layers = list(range(encoders["model"].depth + 1))
     totals = {name: {t: [0.0] * len(layers) for t in TREATMENTS} for name in encoders}
+    tok = encoders["model"].tokenizer
     for parallel in pairs.values():
-        tok = encoders["model"].tokenizer
         en = tokenize(tok, parallel.english, cfg.max_length)
         xx = tokenize(tok, parallel.other, cfg.max_length)
         for name, encoder in encoders.items():
