@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,9 +55,9 @@ def document_id(lang: str, text: str) -> str:
 # writing
 
 
-def write_part(url: str, records: Sequence[tuple[str, str, str]], level: int) -> dict[str, Any]:
-    """Write (id, lang, text) records as a part file; returns its {docs, bytes, sha256}."""
-    digest, size = hashlib.sha256(), 0
+def write_part(url: str, records: Iterable[tuple[str, str, str]], level: int) -> dict[str, Any]:
+    """Write (id, lang, text) records as a part file, streaming; returns {docs, bytes, sha256}."""
+    digest, size, docs = hashlib.sha256(), 0, 0
     with io.atomic_write(url, "wb", compression=None) as f:
 
         class _Hashing:  # zstd writes through this to hash the bytes on their way out
@@ -71,7 +71,8 @@ def write_part(url: str, records: Sequence[tuple[str, str, str]], level: int) ->
             for doc_id, lang, text in records:
                 line = json.dumps({"id": doc_id, "lang": lang, "text": text}, ensure_ascii=False)
                 z.write(line.encode("utf-8") + b"\n")
-    return {"docs": len(records), "bytes": size, "sha256": digest.hexdigest()}
+                docs += 1
+    return {"docs": docs, "bytes": size, "sha256": digest.hexdigest()}
 
 
 def write_corpus_manifest(

@@ -5,24 +5,26 @@
         --runner DataflowRunner --project P --region R --temp_location gs://bucket/tmp \\
         --setup_file ./pyproject.toml
 
-Graph: read each file streaming (compressed files cannot be split), in batches of documents ->
-Reshuffle, so the CPU work spreads over every worker -> normalise and apply the rules (pure
-functions, pipelines.rules), keying each document by (language, output shard) and its dedup
+Graph: read each file streaming (compressed files cannot be split) in batches of documents, each
+batch written to a scratch file (pipelines/scratch.py), and each language's documents of the file
+cut into chunks of about `shard_chars` characters read -> Reshuffle the batches' names, so the CPU
+work spreads over every worker -> normalise and apply the rules (pure functions, pipelines.rules),
+writing the survivors of each batch to a scratch file per (language, chunk) and keying their dedup
 hashes by (language, bucket) -> GroupByKey per bucket: exact dedup (pipelines.dedup) -> drops,
-keyed by shard -> GroupByKey per shard of the documents alone, the drops joining as a side input
-looked up by shard -> sort by document ref, write `{out}/{lang}/part-NNNNN-of-MMMMM.jsonl.zst` ->
-empty parts for shards no document reached, stats.json. The driver then writes manifest.json.
-A language's shard count comes from the characters read, and documents land in shards by id, so
-the files are the same bytes whatever the number of workers.
+keyed by chunk -> GroupByKey of the scratch files' names per chunk, the drops joining as a side
+input -> read the chunk's batches in order, apply the drops, write the chunk as
+`{out}/{lang}/part-NNNNN-of-MMMMM.jsonl.zst` -> empty parts for chunks that kept nothing,
+stats.json. The driver then writes manifest.json and removes the scratch files.
 
-The documents meet their drops through a side input rather than a Flatten into one GroupByKey
-(a CoGroupByKey): the local runner materialises a multi-input Flatten and relays it through an
-extra stage, one more round trip of every document's text.
+Only names, counts and dedup keys go through the grouping steps, never text: Beam's local runner
+holds grouped values in memory, so a job whose text went through them needed ~2.7 MB of memory per
+MB of input (docs/benchmarks.md); this one needs what one batch, one bucket of keys and the keys
+themselves need. A language's parts are its files' chunks in file order, and a chunk's documents
+are in input order, so the files are the same bytes whatever the number of workers.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 
 import apache_beam as beam
@@ -39,11 +41,12 @@ from mdeberta.clean_corpus import (
 from mdeberta.config import config_to_dict
 from mdeberta.lock import locks_output
 from mdeberta.manifest import invalidate
-from mdeberta.pipelines import dedup, options
+from mdeberta.pipelines import dedup, options, scratch
 from mdeberta.pipelines.accounting import Counts, check_accounting, counts_of, stats_document
 from mdeberta.pipelines.clean_config import CleanConfig
 from mdeberta.pipelines.cleaning import clean_document
 from mdeberta.pipelines.dedup import Document
+from mdeberta.pipelines.parts import Chunk, LayoutOnce, PartLayout, chunked, kept_url, raw_url
 from mdeberta.pipelines.read import (
     InputFile,
     RawDocument,
@@ -56,7 +59,7 @@ from mdeberta.pipelines.read import (
 from mdeberta.pipelines.rules import check_langid_available, rule_context
 
 BUCKETS_PER_SHARD = 4
-"""Dedup buckets per output shard: a bucket holds the keys of ~shard_chars / 4 characters."""
+"""Dedup buckets per output part: a bucket holds the keys of ~shard_chars / 4 characters."""
 
 
 def _bundle_stats(per_lang: dict[str, Counts], windowed: bool = False) -> Iterable:
@@ -67,13 +70,16 @@ def _bundle_stats(per_lang: dict[str, Counts], windowed: bool = False) -> Iterab
 
 
 class ReadFile(beam.DoFn):
-    """InputFile -> batches of raw documents, streaming; counts files, bad files, what is left."""
+    """InputFile -> (file index, batch number) of each batch of raw documents, written as a
+    scratch file, streaming; on "chunks" ((lang, file index), first position of each chunk);
+    on "positions" (with max_docs_per_lang) every document's (lang, (file, position))."""
 
-    def __init__(self, cfg: CleanConfig, languages: set[str] | None):
-        self.cfg, self.languages = cfg, languages
+    def __init__(self, cfg: CleanConfig, languages: set[str] | None, output: str):
+        self.cfg, self.languages, self.output = cfg, languages, output
 
     def process(self, file: InputFile):
         per_lang: dict[str, Counts] = {}
+        starts: dict[str, list[int]] = {}
         cfg = self.cfg
         docs = file_documents(
             file,
@@ -83,22 +89,28 @@ class ReadFile(beam.DoFn):
             max_docs=cfg.max_docs_per_lang,
             skip_bad=cfg.on_bad_file == "skip",
         )
-        # plain tuples, packed to one bytes value per batch: cheap to relay between workers
-        yield from map(pack, batches(map(tuple, docs)))
+        for number, batch in enumerate(batches(chunked(docs, cfg.shard_chars, starts))):
+            scratch.write(raw_url(self.output, file.index, number), pack(batch))
+            yield file.index, number
+            if cfg.max_docs_per_lang:
+                for record in batch:
+                    yield beam.pvalue.TaggedOutput("positions", (record[0], record[1:3]))
+        for lang, first in sorted(starts.items()):
+            yield beam.pvalue.TaggedOutput("chunks", ((lang, file.index), first))
         yield from _bundle_stats(per_lang)
 
 
-class CleanDocuments(beam.DoFn):
-    """Raw document batches -> documents keyed by output shard, and their dedup keys by bucket.
+class CleanDocuments(LayoutOnce, beam.DoFn):
+    """(file index, batch number) -> the batch's survivors of the rules, written to a scratch file
+    per chunk, whose names go out keyed by chunk; their dedup keys on "dedup" by bucket.
 
-    Both come out as packed lists (read.pack, dedup.pack_keys), one per (language, shard) and per
-    (language, bucket) of the batch: Beam's cost is per element and, across workers, per field
-    encoded; one element per paragraph would cost more than the rules. Counters are emitted once
-    per bundle.
+    Dedup keys go out as packed lists (dedup.pack_keys), one per (language, bucket) of the batch:
+    Beam's cost is per element and, across workers, per field encoded; one element per paragraph
+    would cost more than the rules. Counters are emitted once per bundle.
     """
 
-    def __init__(self, cfg: CleanConfig):
-        self.cfg = cfg
+    def __init__(self, cfg: CleanConfig, output: str):
+        self.cfg, self.output = cfg, output
 
     def setup(self):
         self.contexts = {}
@@ -107,24 +119,31 @@ class CleanDocuments(beam.DoFn):
     def start_bundle(self):
         self.per_lang: dict[str, Counts] = {}
 
-    def process(self, batch: bytes, shards: dict[str, int]):
-        cfg, docs, entries = self.cfg, {}, {}
+    def process(self, batch: tuple[int, int], chunks: dict, limits: dict | None = None):
+        cfg, layout, kept, entries = self.cfg, self.layout(chunks), {}, {}
         which = {"paragraphs": cfg.dedup_paragraphs, "documents": cfg.dedup_documents}
-        for raw in map(RawDocument._make, unpack(batch)):
+        for *fields, number in unpack(scratch.read(raw_url(self.output, *batch))):
+            raw = RawDocument._make(fields)
+            counts = counts_of(self.per_lang, raw.lang)
+            if limits is not None and (raw.source, raw.position) > limits[raw.lang]:
+                counts.docs_over_cap += 1  # the first max_docs_per_lang by (file, position) stay
+                continue
             if raw.lang not in self.contexts:
                 self.contexts[raw.lang] = rule_context(raw.lang, cfg)
-            doc = clean_document(raw, self.contexts[raw.lang], counts_of(self.per_lang, raw.lang))
+            doc = clean_document(raw, self.contexts[raw.lang], counts)
             if doc is None:
                 continue
-            n = shards[doc.lang]
-            # Only what the writer needs, and the text as one string: less to encode and send.
-            record = (doc.ref, doc.lang, "\n".join(doc.paragraphs))
-            docs.setdefault((doc.lang, dedup.shard_of(doc.id, n)), []).append(record)
+            # the ref and the text as one string: less to pickle and compress
+            kept.setdefault((doc.lang, raw.source, number), []).append(
+                (doc.ref, "\n".join(doc.paragraphs))
+            )
+            buckets = layout.parts[doc.lang] * BUCKETS_PER_SHARD
             for entry in dedup.dedup_keys(doc, **which):
-                bucket = dedup.bucket_of(entry[0], n * BUCKETS_PER_SHARD)
-                entries.setdefault((doc.lang, bucket), []).append(entry)
-        for key, records in docs.items():
-            yield key, pack(records)
+                key = (doc.lang, dedup.bucket_of(entry[0], buckets))
+                entries.setdefault(key, []).append(entry)
+        for chunk, records in kept.items():
+            scratch.write(kept_url(self.output, chunk, batch[1]), pack(records))
+            yield chunk, batch[1]
         for key, bucket_entries in entries.items():
             yield beam.pvalue.TaggedOutput("dedup", (key, dedup.pack_keys(bucket_entries)))
 
@@ -136,37 +155,32 @@ class CleanDocuments(beam.DoFn):
         yield from _bundle_stats(self.per_lang, windowed=True)
 
 
-def shard_counts(lang_counts: tuple[str, Counts], shard_chars: int) -> tuple[str, int]:
-    """Output files of a language from the characters read: known before cleaning starts, so
-    cleaning, keying and the shard GroupByKey fuse into one stage (no extra pass over the docs)."""
-    lang, counts = lang_counts
-    return lang, math.ceil(counts.chars_read / shard_chars)
-
-
-class WriteShards(beam.DoFn):
-    """((lang, shard), packed document lists) -> one output file, sorted by ref; yields
-    (lang, stats). `drops` maps (lang, shard) to the lists of drops of that shard."""
+class WriteParts(LayoutOnce, beam.DoFn):
+    """(chunk, batch numbers) -> the chunk's output part: its batches' survivors in batch order,
+    less the chunk's drops (`drops` maps a chunk to lists of drops); yields (lang, counts)."""
 
     def __init__(self, cfg: CleanConfig, output: str):
         self.cfg, self.output = cfg, output
 
-    def process(self, group, shards: dict[str, int], drops):
-        (lang, shard), packed = group
-        docs = [
+    def process(self, group, chunks: dict, drops):
+        chunk, numbers = group
+        lang, layout = chunk[0], self.layout(chunks)
+        docs = (
             Document(ref, lang, tuple(text.split("\n")), ())  # paragraphs hold no newline
-            for v in packed
-            for ref, lang, text in unpack(v)
-        ]
-        shard_drops = [d for v in drops[(lang, shard)] for d in v]
+            for number in sorted(numbers)
+            for ref, text in unpack(scratch.read(kept_url(self.output, chunk, number)))
+        )
+        chunk_drops = [d for v in drops[chunk] for d in v]
         counts = Counts()
-        records = dedup.apply_drops(docs, shard_drops, rule_context(lang, self.cfg), counts)
-        _write_part(counts, lang, shard, shards[lang], records, self.output, self.cfg)
+        records = dedup.apply_drops(docs, chunk_drops, rule_context(lang, self.cfg), counts)
+        _write_part(counts, chunk, layout, records, self.output, self.cfg)
         yield lang, counts
 
 
-def _write_part(counts: Counts, lang: str, shard: int, shards: int, records, output, cfg) -> None:
+def _write_part(counts: Counts, chunk: Chunk, layout: PartLayout, records, output, cfg) -> None:
     """Write one part file and record it in the language's counts."""
-    name = part_name(shard, shards)
+    lang = chunk[0]
+    name = part_name(layout.part(chunk), layout.parts[lang])
     counts.parts[name] = write_part(io.join(output, lang, name), records, cfg.zstd_level)
 
 
@@ -189,51 +203,33 @@ class MergeCounts(beam.CombineFn):
         return acc
 
 
-class Admit(beam.DoFn):
-    """Keep the first max_docs_per_lang documents per language by (file, position)."""
-
-    def process(self, batch: bytes, limits: dict[str, tuple[int, int]]):
-        over: dict[str, Counts] = {}
-        admitted = []
-        for record in unpack(batch):
-            lang, source, position = record[:3]
-            if (source, position) <= limits[lang]:
-                admitted.append(record)
-            else:
-                counts_of(over, lang).docs_over_cap += 1
-        if admitted:
-            yield pack(admitted)
-        yield from _bundle_stats(over)
-
-
-def _positions(batch: bytes) -> Iterable[tuple[str, tuple[int, int]]]:
-    for lang, source, position in (record[:3] for record in unpack(batch)):
-        yield lang, (source, position)
-
-
 def _last_admitted(kv):
     return kv[0], max(kv[1])
 
 
-def _drops_by_shard(lang_drops: tuple[str, list], shards: dict[str, int]):
+def _drops_by_chunk(lang_drops: tuple[str, list], chunks: dict):
     lang, drops = lang_drops
-    by_shard: dict[int, list] = {}
+    layout, by_chunk = PartLayout(chunks), {}
     for drop in drops:
-        by_shard.setdefault(dedup.shard_of(drop[0][0], shards[lang]), []).append(drop)
-    return (((lang, shard), v) for shard, v in by_shard.items())
+        by_chunk.setdefault(layout.chunk_of(lang, drop[0]), []).append(drop)
+    return by_chunk.items()
 
 
 def write_stats(
-    _, per_lang: list[tuple[str, Counts]], cfg: CleanConfig, output: str, languages: Sequence[str]
+    _,
+    per_lang: list[tuple[str, Counts]],
+    chunks: dict,
+    cfg: CleanConfig,
+    output: str,
+    languages: Sequence[str],
 ) -> dict:
-    """The part files of shards no document reached (empty), then stats.json from the merged
+    """The part files of chunks that kept no document (empty), then stats.json from the merged
     counts; returns the stats. See accounting.stats_document for the layout."""
-    merged = dict(per_lang)
-    for lang, counts in merged.items():
-        shards = shard_counts((lang, counts), cfg.shard_chars)[1]
-        for shard in range(shards):
-            if part_name(shard, shards) not in counts.parts:
-                _write_part(counts, lang, shard, shards, [], output, cfg)
+    merged, layout = dict(per_lang), PartLayout(chunks)
+    for chunk in layout.chunks():
+        counts = merged.setdefault(chunk[0], Counts())
+        if part_name(layout.part(chunk), layout.parts[chunk[0]]) not in counts.parts:
+            _write_part(counts, chunk, layout, [], output, cfg)
     document = stats_document(merged, languages)
     io.write_json(io.join(output, STATS), document)
     return document
@@ -245,41 +241,36 @@ def build(p: beam.Pipeline, files: list[InputFile], cfg: CleanConfig, output: st
     read = (
         p
         | "Files" >> beam.Create(files)
-        | "Read" >> beam.ParDo(ReadFile(cfg, languages)).with_outputs("stats", main="docs")
+        | "Read"
+        >> beam.ParDo(ReadFile(cfg, languages, output)).with_outputs(
+            "stats", "chunks", "positions", main="batches"
+        )
     )
-    raw = read.docs | "Redistribute" >> beam.Reshuffle()
-    stats = []
+    batch_names = read.batches | "Redistribute" >> beam.Reshuffle()
+    chunks = beam.pvalue.AsDict(read.chunks)
+    limits = ()
     if cfg.max_docs_per_lang:
-        limits = (
-            raw
-            | "Positions" >> beam.FlatMap(_positions)
+        cutoffs = (
+            read.positions
             | "FirstPositions" >> beam.combiners.Top.SmallestPerKey(cfg.max_docs_per_lang)
             | "LastAdmitted" >> beam.Map(_last_admitted)
         )
-        admitted = raw | "Admit" >> beam.ParDo(Admit(), beam.pvalue.AsDict(limits)).with_outputs(
-            "stats", main="docs"
-        )
-        raw = admitted.docs
-        stats.append(admitted.stats)
-    read_stats = read.stats | "MergeReadStats" >> beam.CombinePerKey(MergeCounts())
-    shard_counts_pc = read_stats | "ShardCounts" >> beam.Map(shard_counts, cfg.shard_chars)
-    shards = beam.pvalue.AsDict(shard_counts_pc)
-    cleaned = raw | "Clean" >> beam.ParDo(CleanDocuments(cfg), shards).with_outputs(
-        "stats", "dedup", main="docs"
-    )
+        limits = (beam.pvalue.AsDict(cutoffs),)
+    cleaned = batch_names | "Clean" >> beam.ParDo(
+        CleanDocuments(cfg, output), chunks, *limits
+    ).with_outputs("stats", "dedup", main="kept")
     drops = (
         cleaned.dedup
         | "Dedup" >> dedup.ExactDedup(boilerplate_min_docs=cfg.boilerplate_min_docs)
-        | "DropsByShard" >> beam.FlatMap(_drops_by_shard, shards)
+        | "DropsByChunk" >> beam.FlatMap(_drops_by_chunk, chunks)
     )
     written = (
-        cleaned.docs
-        | "GroupByShard" >> beam.GroupByKey()
-        | "WriteShards"
-        >> beam.ParDo(WriteShards(cfg, output), shards, beam.pvalue.AsMultiMap(drops))
+        cleaned.kept
+        | "GroupByChunk" >> beam.GroupByKey()
+        | "WriteParts" >> beam.ParDo(WriteParts(cfg, output), chunks, beam.pvalue.AsMultiMap(drops))
     )
     merged = (
-        (read_stats, *stats, cleaned.stats, written)
+        (read.stats, cleaned.stats, written)
         | "FlattenStats" >> beam.Flatten()
         | "MergeStats" >> beam.CombinePerKey(MergeCounts())
     )
@@ -288,7 +279,14 @@ def build(p: beam.Pipeline, files: list[InputFile], cfg: CleanConfig, output: st
         p
         | "StatsOnce" >> beam.Create([None])
         | "WriteStats"
-        >> beam.Map(write_stats, beam.pvalue.AsList(merged), cfg, output, sorted(languages or ()))
+        >> beam.Map(
+            write_stats,
+            beam.pvalue.AsList(merged),
+            chunks,
+            cfg,
+            output,
+            sorted(languages or ()),
+        )
     )
 
 
@@ -318,11 +316,13 @@ def run_clean(
     files = plan_inputs(list(inputs), cfg.language_set())
     io.makedirs(output)
     invalidate(output)
+    scratch.clear(output)  # an interrupted run's
     with options.pipeline(beam_args, workers=workers) as p:
         build(p, files, cfg, output)
     document = io.read_json(io.join(output, STATS))
     check_accounting(document)
     _remove_stale_parts(output, document)
+    scratch.clear(output)
     parts = {
         f"{lang}/{name}": info
         for lang, entry in document["languages"].items()

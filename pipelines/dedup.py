@@ -12,7 +12,7 @@ cookie notices, share buttons, signatures. It is dropped from all of them as `bo
 language-agnostic way to catch boilerplate written in words.
 
 Only the losers travel further, as drops (ref, paragraph index or WHOLE, reason), to be applied
-where the documents are grouped into output shards (`apply_drops`). In Beam, keys travel in
+where each output part is written (`apply_drops`). In Beam, keys travel in
 packed lists per hash bucket (`pack_keys`, `ExactDedup`), and only keys seen more than once become
 Python tuples again; in one process, `drops_in_memory` does the same.
 """
@@ -46,7 +46,7 @@ class Document(NamedTuple):
     """A document that passed the rules, ready for deduplication."""
 
     ref: Ref
-    """(id, source, position): unique, and the deterministic order of survivors and output."""
+    """(id, source, position): unique; the smallest of a group survives (any worker count)."""
     lang: str
     paragraphs: tuple[str, ...]
     hashes: tuple[int, ...]
@@ -123,15 +123,11 @@ def group_drops(key: tuple, occurrences: Iterable[Occurrence], boilerplate_min_d
     return ((ref, index, DUPLICATE) for ref, index in losers(occurrences))
 
 
-def shard_of(doc_id: str, shards: int) -> int:
-    """Output shard of a document: its id's leading 64 bits modulo the language's shard count."""
-    return int(doc_id[:16], 16) % shards
-
-
 def apply_drops(
     docs: Iterable[Document], drops: Iterable[Drop], ctx: RuleContext, counts: Counts
-) -> list[tuple[str, str, str]]:
-    """(id, lang, text) of the survivors, sorted by ref; removals counted in `counts`.
+) -> Iterator[tuple[str, str, str]]:
+    """(id, lang, text) of the survivors in the order given, streaming; removals (and, once the
+    iterator is exhausted, everything kept) counted in `counts`.
 
     A document left with no paragraph is removed as boilerplate if that is all it lost, else as
     duplicate_paragraphs; one left shorter than min_doc_chars as too_short (cc_net also applies
@@ -140,8 +136,7 @@ def apply_drops(
     dropped: dict[Ref, dict[int, str]] = {}
     for ref, index, reason in drops:
         dropped.setdefault(ref, {})[index] = reason
-    out = []
-    for doc in sorted(docs, key=lambda d: d.ref):
+    for doc in docs:
         lost = dropped.get(doc.ref, {})
         if WHOLE in lost:
             counts.remove("duplicate_doc", len(doc.paragraphs))
@@ -160,8 +155,7 @@ def apply_drops(
         counts.docs_out += 1
         counts.paragraphs_out += len(kept)
         counts.chars_out += len(text)
-        out.append((doc.id, doc.lang, text))
-    return out
+        yield doc.id, doc.lang, text
 
 
 def _paragraph_reason(reason: str) -> str:

@@ -25,6 +25,7 @@ import numpy as np
 
 from mdeberta import io
 from mdeberta.clean_corpus import read_part
+from mdeberta.pipelines import scratch
 from mdeberta.pipelines.options import freeze_worker_heap
 from mdeberta.pipelines.sampling import copies
 from mdeberta.shards import NUMPY_DTYPE, shard_name, write_shard
@@ -127,27 +128,46 @@ def pack_documents(
 # Beam
 
 
+Chunk = tuple[str, int, int]
+"""(language, part index, chunk number in the part): one packing stream."""
+
+
+def rows_url(output: str, chunk: Chunk) -> str:
+    lang, index, number = chunk
+    return scratch.url(output, "rows", lang, f"{index:05d}-{number:05d}.u32")
+
+
+def placed_url(output: str, chunk: Chunk) -> str:
+    lang, index, number = chunk
+    return scratch.url(output, "placed", lang, f"{index:05d}-{number:05d}.u32")
+
+
 class TokenizePackFn(beam.DoFn):
-    """A part file (lang, index, clean_corpus.Part) -> its packed rows, one chunk at a time:
-    ((chunk, first row), rows as uint32 bytes) per block of BLOCK_BYTES with chunk =
-    (lang, index, n), (chunk, rows) on "counts", (lang, stats) on "stats".
+    """A part file (lang, index, clean_corpus.Part) -> its packed rows, one chunk at a time,
+    written to a scratch file per chunk = (lang, index, n); yields (chunk, rows), and on "stats"
+    (lang, stats).
 
     Reads the file's documents (checking its sha256 on the way), draws each
     `copies(passes[lang], seed, lang, id)` times (the shared sampler of pipelines/sampling.py)
     and encodes the drawn ones in batches with one SentencePiece call. A chunk closes once its
     drawn copies hold `chunk_chars` characters; its copies are packed in doc_key order.
-    Reading, sampling, encoding and packing in one DoFn keeps token ids out of Beam until they
-    are rows: packing after a shuffle by bucket moved every document through the runner twice
-    (about a tenth of the job's CPU), and Beam's per-element cost stays off the per-document
-    path.
+    Reading, sampling, encoding and packing in one DoFn keeps token ids out of Beam: only the
+    row counts leave it.
     """
 
     def __init__(
-        self, spm_url: str, seed: int, passes: dict, pack: tuple, chunk_chars: int, batch: int
+        self,
+        spm_url: str,
+        seed: int,
+        passes: dict,
+        pack: tuple,
+        chunk_chars: int,
+        batch: int,
+        output: str,
     ):
         self._spm_url, self._seed, self._passes = spm_url, seed, passes
         self._seq_len, self._cls, self._sep = pack
-        self._chunk_chars, self._batch = chunk_chars, batch
+        self._chunk_chars, self._batch, self._output = chunk_chars, batch, output
 
     def setup(self):
         import sentencepiece as spm  # once per worker process
@@ -199,40 +219,44 @@ class TokenizePackFn(beam.DoFn):
             "sequences": len(rows),
             "dropped_tokens": int(dropped),
         }
+        if len(rows):
+            scratch.write(rows_url(self._output, chunk), rows.tobytes())
         yield beam.pvalue.TaggedOutput("stats", (chunk[0], stats))
-        yield beam.pvalue.TaggedOutput("counts", (chunk, len(rows)))
-        step = rows_per_block(self._seq_len)
-        for first in range(0, len(rows), step):
-            yield (chunk, first), rows[first : first + step].tobytes()
+        yield chunk, len(rows)
 
 
 class PlaceFn(beam.DoFn):
-    """((chunk, first row), rows) -> (shard, (slots, rows)) per shard that the seeded global
-    permutation sends these rows to; slots as int64 bytes, rows as uint32 bytes.
+    """(chunk, rows) -> the chunk's rows sorted by their place in the output, written to a scratch
+    file; yields (shard, (chunk, first row in that file, slots)) per shard they go to, slots as
+    int64 bytes: 8 bytes per row of seq_len * 4 travel through the shuffle, the rows do not.
 
-    A row's global index is its chunk's offset in chunk order (from `counts`: every chunk's rows,
-    known once all are packed) plus its index in the chunk. Plain bytes, not numpy arrays, go
-    through the shuffle: Beam pickles arrays, which cost the job a tenth of its CPU.
+    A row's place comes from a seeded global permutation of its global index: its chunk's offset
+    in chunk order (from `counts`: every chunk's rows, known once all are packed) plus its index
+    in the chunk. Sorted by place, the rows of one shard are one contiguous run of the file, so
+    a shard's writer makes one ranged read per chunk that holds rows of it.
     """
 
-    def __init__(self, seq_len: int, seed: int, per_shard: int):
+    def __init__(self, seq_len: int, seed: int, per_shard: int, output: str):
         self._seq_len, self._seed, self._per_shard = seq_len, seed, per_shard
+        self._output = output
         self._offsets: tuple[dict, int] | None = None  # ({chunk: first global index}, rows)
 
     def process(self, element, counts):
-        (chunk, first), data = element
-        rows = np.frombuffer(data, dtype=NUMPY_DTYPE).reshape(-1, self._seq_len)
-        if first + len(rows) > counts[chunk]:
-            raise RuntimeError(f"chunk {chunk}: rows up to {first + len(rows)}, counted fewer")
-        if not len(rows):
+        chunk, n = element
+        if not n:
             return
+        data = scratch.read(rows_url(self._output, chunk))
+        rows = np.frombuffer(data, dtype=NUMPY_DTYPE).reshape(-1, self._seq_len)
+        if len(rows) != counts[chunk]:
+            raise RuntimeError(f"chunk {chunk}: {len(rows)} rows in its file, {n} counted")
         offsets, total = self._chunk_offsets(counts)
-        places = permute_index(np.arange(len(rows)) + offsets[chunk] + first, total, self._seed)
-        shards, slots = np.divmod(places, self._per_shard)
-        order = np.argsort(shards, kind="stable")
-        bounds = np.flatnonzero(np.diff(shards[order])) + 1
-        for sel in np.split(order, bounds):
-            yield int(shards[sel[0]]), (slots[sel].astype("<i8").tobytes(), rows[sel].tobytes())
+        places = permute_index(np.arange(len(rows)) + offsets[chunk], total, self._seed)
+        order = np.argsort(places)  # places are distinct: shard, then slot
+        scratch.write(placed_url(self._output, chunk), rows[order].tobytes())
+        shards, slots = np.divmod(places[order], self._per_shard)
+        bounds = np.flatnonzero(np.diff(shards)) + 1
+        for first, run in zip([0, *bounds.tolist()], np.split(slots, bounds), strict=True):
+            yield int(shards[first]), (chunk, first, run.astype("<i8").tobytes())
 
     def _chunk_offsets(self, counts: dict) -> tuple[dict, int]:
         """Each chunk's first global index, chunks in sorted order. Computed once: the side input
@@ -246,26 +270,36 @@ class PlaceFn(beam.DoFn):
 
 
 class WriteShardFn(beam.DoFn):
-    """All (slots, rows) of one shard -> the shard file; yields its manifest entry.
+    """(shard, [(chunk, first row, slots)]) -> the shard file; yields its manifest entry.
 
-    Rows are gathered in slot order a block of BLOCK_BYTES at a time, written and hashed as they
-    come: assembling the whole shard first cost a fresh 64 MiB array per shard, whose first
-    touch (page faults) cost more than the copy.
+    Reads each chunk's run of rows with one ranged read; rows are gathered in slot order a block
+    of BLOCK_BYTES at a time, written and hashed as they come: assembling the whole shard first
+    cost a fresh 64 MiB array per shard, whose first touch (page faults) cost more than the copy.
     """
 
     def __init__(self, output: str, seq_len: int):
         self._output, self._seq_len = output, seq_len
 
     def process(self, element):
-        shard, parts = element
-        parts = list(parts)
-        where = np.concatenate([np.frombuffer(s, dtype="<i8") for s, _ in parts])
-        order = np.argsort(where, kind="stable")  # slot i's row: order[i] of the parts' rows
+        shard, runs = element
+        runs = sorted(runs, key=lambda run: run[0])  # chunk order: the same bytes on any worker
+        slots = [np.frombuffer(s, dtype="<i8") for _, _, s in runs]
+        where = np.concatenate(slots)
+        order = np.argsort(where, kind="stable")  # slot i's row: order[i] of the runs' rows
         if not np.array_equal(where[order], np.arange(len(where))):
             raise RuntimeError(
                 f"shard {shard}: slots are not 0..{len(where) - 1} once each (a bug)"
             )
-        rows = [np.frombuffer(r, dtype=NUMPY_DTYPE).reshape(-1, self._seq_len) for _, r in parts]
+        row_bytes = self._seq_len * NUMPY_DTYPE.itemsize
+        rows = [
+            np.frombuffer(
+                scratch.read(
+                    placed_url(self._output, chunk), first * row_bytes, len(s) * row_bytes
+                ),
+                dtype=NUMPY_DTYPE,
+            ).reshape(-1, self._seq_len)
+            for (chunk, first, _), s in zip(runs, slots, strict=True)
+        ]
         blocks = _gather(rows, order, rows_per_block(self._seq_len))
         yield write_shard(io.join(self._output, shard_name(shard)), blocks)
 

@@ -25,15 +25,13 @@ from mdeberta.clean_corpus import list_parts, read_stats
 from mdeberta.config import config_to_dict
 from mdeberta.lock import locks_output
 from mdeberta.manifest import MANIFEST
+from mdeberta.pipelines import scratch
 from mdeberta.pipelines.options import pipeline
 from mdeberta.pipelines.pack import PlaceFn, TokenizePackFn, WriteShardFn
 from mdeberta.pipelines.sampling import plan_sampling, sizes_from_stats
 from mdeberta.pipelines.shard_config import ShardConfig
 from mdeberta.shards import vocab_info, write_shards_manifest
 from mdeberta.vocab.coverage import check_vocab_on_corpus
-
-JOB_DIR = "_job"  # the job's scratch files inside the output, removed once the manifest exists
-
 
 # planning (driver side)
 
@@ -70,7 +68,7 @@ def prepare_output(cfg: ShardConfig) -> None:
     fs, path = io.url_to_fs(cfg.output)
     if fs.exists(path):
         for name in io.listdir(cfg.output):
-            if name == MANIFEST or name == JOB_DIR or name.startswith("shard-"):
+            if name == MANIFEST or name == scratch.JOB_DIR or name.startswith("shard-"):
                 fs.rm(f"{path}/{name}", recursive=True)
     io.makedirs(cfg.output)
 
@@ -90,18 +88,20 @@ def build_pipeline(p, cfg: ShardConfig, plan, files, vocab) -> None:
         (cfg.seq_len, special["cls"], special["sep"]),
         cfg.chunk_chars,
         cfg.encode_batch,
+        cfg.output,
     )
     packed = (
         p
         | "Parts" >> beam.Create(parts)  # Create reshuffles: parts spread over the workers
-        | "TokenizePack" >> beam.ParDo(tokenize).with_outputs("counts", "stats", main="rows")
+        | "TokenizePack" >> beam.ParDo(tokenize).with_outputs("stats", main="counts")
     )
-    # Placing needs every chunk's row count, so the rows wait (as bytes) until all are packed.
+    # Placing needs every chunk's row count, so the rows wait in their scratch files until all
+    # are packed; only (shard, chunk, first row, slots) go through the shuffle.
     # Side inputs as AsDict / AsList, not ToDict / ToList combiners: each combiner adds a shuffle
     # and several stages, a fixed cost of every run (together ~0.2 CPU-s of a local run's ~0.5).
-    place = PlaceFn(cfg.seq_len, cfg.seed, cfg.sequences_per_shard)
+    place = PlaceFn(cfg.seq_len, cfg.seed, cfg.sequences_per_shard, cfg.output)
     entries = (
-        packed.rows
+        packed.counts
         | "Place" >> beam.ParDo(place, beam.pvalue.AsDict(packed.counts))
         | "GroupShards" >> beam.GroupByKey()
         | "Write" >> beam.ParDo(WriteShardFn(cfg.output, cfg.seq_len))
@@ -112,7 +112,7 @@ def build_pipeline(p, cfg: ShardConfig, plan, files, vocab) -> None:
         | "WriteJobStats"
         >> beam.Map(
             _write_job_stats,
-            io.join(cfg.output, JOB_DIR, "stats.json"),
+            scratch.url(cfg.output, "stats.json"),
             beam.pvalue.AsList(entries),
             beam.pvalue.AsList(packed.stats),
         )
@@ -155,7 +155,7 @@ def run(cfg: ShardConfig, beam_argv: Sequence[str] = ()) -> dict:
     prepare_output(cfg)
     with pipeline(beam_argv, workers=cfg.workers) as p:
         build_pipeline(p, cfg, plan, files, vocab)
-    job = io.read_json(io.join(cfg.output, JOB_DIR, "stats.json"))
+    job = io.read_json(scratch.url(cfg.output, "stats.json"))
     if not job["shards"]:
         raise ValueError(
             f"{cfg.corpus}: the sampled text gives no full sequence of {cfg.seq_len} tokens"
@@ -179,8 +179,7 @@ def run(cfg: ShardConfig, beam_argv: Sequence[str] = ()) -> dict:
             },
         },
     )
-    fs, path = io.url_to_fs(io.join(cfg.output, JOB_DIR))
-    fs.rm(path, recursive=True)
+    scratch.clear(cfg.output)
     return manifest
 
 

@@ -18,11 +18,13 @@ from mdeberta.clean_corpus import Part, part_name, read_part, write_corpus_manif
 from mdeberta.cli import app
 from mdeberta.config import ConfigError, field_docs
 from mdeberta.manifest import IncompleteArtifactError
+from mdeberta.pipelines import scratch
 from mdeberta.pipelines.pack import (
     PlaceFn,
     WriteShardFn,
     pack_documents,
     permute_index,
+    rows_url,
     sequence_starts,
 )
 from mdeberta.pipelines.sampling import sampling_probabilities
@@ -300,13 +302,17 @@ def test_rows_are_placed_by_the_global_permutation_into_full_shards(tmp_path):
         c: np.arange(n * seq_len, dtype=np.uint32).reshape(n, seq_len) + 1000 * i
         for i, (c, n) in enumerate(sorted(sizes.items()))
     }
-    place, by_shard = PlaceFn(seq_len, seed, per_shard), {}
+    out_dir = str(tmp_path)
+    for chunk, rows in chunks.items():  # as TokenizePackFn leaves them
+        if len(rows):
+            scratch.write(rows_url(out_dir, chunk), rows.tobytes())
+    place, by_shard = PlaceFn(seq_len, seed, per_shard, out_dir), {}
     for chunk in reversed(list(chunks)):  # any order
-        for first in range(0, len(chunks[chunk]), 4):  # in blocks of 4 rows
-            block = ((chunk, first), chunks[chunk][first : first + 4].tobytes())
-            for shard, part in place.process(block, sizes):
-                by_shard.setdefault(shard, []).append(part)
-    write = WriteShardFn(str(tmp_path), seq_len)
+        for shard, rows_run in place.process((chunk, sizes[chunk]), sizes):
+            by_shard.setdefault(shard, []).append(rows_run)
+    # only slots travel: 8 bytes a row, never the rows themselves
+    assert sum(len(s) for runs in by_shard.values() for *_, s in runs) == 8 * sum(sizes.values())
+    write = WriteShardFn(out_dir, seq_len)
     entries = [e for s in sorted(by_shard) for e in write.process((s, by_shard[s]))]
     assert [e["sequences"] for e in entries] == [8, 8, 8, 5]
     out = shard_rows(tmp_path, entries, seq_len)
