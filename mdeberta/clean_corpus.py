@@ -1,9 +1,12 @@
 """The clean corpus: the format `mdeberta clean` writes and build-vocab, shard and the reports read.
 
-Format (version 1; docs/formats.md is the reference for other programs):
+Format (version 2; docs/formats.md is the reference for other programs):
 
 - `{dir}/{lang}/part-NNNNN-of-MMMMM.jsonl.zst`: zstd-compressed JSON lines
-  `{"id": document_id(lang, text), "lang": lang, "text": paragraphs joined by "\\n"}`, sorted by id.
+  `{"id": document_id(lang, text), "lang": lang, "text": paragraphs joined by "\\n"}`. A part is
+  one chunk of one input file (pipelines/parts.py), its documents in input order; a language's
+  parts are its files' chunks in the job's file order. (Version 1 spread documents over parts by
+  id hash, sorted by id; readers refuse it, as they refuse any version they do not know.)
 - `{dir}/stats.json`: per-language counts of what the cleaning kept and removed, and why.
 - `{dir}/manifest.json` (kind "clean-corpus", written last): `files` maps every part
   (`"{lang}/{name}"`: docs, bytes, sha256) and `stats.json` (bytes, sha256).
@@ -28,7 +31,7 @@ from mdeberta import io
 from mdeberta.manifest import MANIFEST, read_manifest, write_manifest
 
 KIND = "clean-corpus"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 STATS = "stats.json"
 PART_GLOB = "part-*.jsonl.zst"
 PART_PATTERN = re.compile(r"part-(\d{5})-of-(\d{5})\.jsonl\.zst")
@@ -100,6 +103,18 @@ class Part:
     """The manifest that lists the part, for messages."""
 
 
+def _read_manifest(corpus: str) -> dict:
+    """The corpus manifest, refused by name if its format is not the one this code reads."""
+    manifest = read_manifest(corpus, kind=KIND)
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CorpusError(
+            f"{io.join(corpus, MANIFEST)}: clean-corpus format_version {version}, this version of "
+            f"mdeberta reads {FORMAT_VERSION} (docs/formats.md); re-run mdeberta clean"
+        )
+    return manifest
+
+
 def list_parts(corpus: str, languages: Iterable[str] | None = None) -> list[Part]:
     """The parts of `languages` (None: all) that the corpus manifest lists, by language and name.
 
@@ -108,7 +123,7 @@ def list_parts(corpus: str, languages: Iterable[str] | None = None) -> list[Part
     of these languages that is missing.
     """
     manifest_url = io.join(corpus, MANIFEST)
-    listed = _listed_parts(read_manifest(corpus, kind=KIND), manifest_url)
+    listed = _listed_parts(_read_manifest(corpus), manifest_url)
     fs, root = io.url_to_fs(corpus)
     root = root.rstrip("/")
     present = {path[len(root) + 1 :] for path in fs.glob(f"{root}/*/{PART_GLOB}")}
@@ -209,7 +224,7 @@ def _parse_line(url: str, number: int, line: bytes):
 def read_stats(corpus: str) -> dict[str, Any]:
     """stats.json of a clean corpus, checked against the sha256 its manifest records."""
     manifest_url = io.join(corpus, MANIFEST)
-    files = read_manifest(corpus, kind=KIND).get("files") or {}
+    files = _read_manifest(corpus).get("files") or {}
     url = io.join(corpus, STATS)
     if not io.exists(url):
         raise FileNotFoundError(f"{url} not found: is {corpus} a clean corpus (mdeberta clean)?")

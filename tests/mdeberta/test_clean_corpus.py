@@ -109,6 +109,19 @@ def test_a_manifest_without_files_is_refused(tmp_path):
         list_parts(root)
 
 
+@pytest.mark.parametrize("version", [1, 3])
+def test_a_format_version_this_code_does_not_read_is_refused_by_name(tmp_path, version):
+    """Version 1 put documents in parts by id hash: refused, not read as if it were version 2."""
+    root = corpus(tmp_path)
+    manifest = io.read_json(f"{root}/manifest.json")
+    manifest["format_version"] = version
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    message = f"manifest.json: clean-corpus format_version {version}, .* reads 2 .*re-run"
+    for read in (list_parts, read_stats):
+        with pytest.raises(CorpusError, match=message):
+            read(root)
+
+
 def test_stats_are_checked_against_the_manifest(tmp_path):
     root = corpus(tmp_path)
     assert read_stats(root) == {"languages": {}, "totals": {}}
