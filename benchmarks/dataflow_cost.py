@@ -63,9 +63,20 @@ STARTUP_HOURS = 0.15
 SAMPLED_PARAGRAPHS = 10_000_000
 """Paragraphs the vocabulary sample draws (build-vocab's default)."""
 
+SCRATCH_LATENCY_S = 0.05
+"""One scratch-file operation on Cloud Storage (a write, a read or a ranged read): seconds a core
+waits, the jobs doing them one after another inside a task."""
+
 # PUBLISHED, not confirmed from this machine (no network): Dataflow batch list prices in
-# us-central1 as on cloud.google.com/dataflow/pricing in 2025. Check before quoting.
-PRICES = {"vcpu_hour": 0.056, "memory_gb_hour": 0.003557, "shuffle_gb": 0.011}
+# us-central1 as on cloud.google.com/dataflow/pricing in 2025, and Cloud Storage operations
+# (Standard class; class A: writes, class B: reads) per 1,000. Check before quoting.
+PRICES = {
+    "vcpu_hour": 0.056,
+    "memory_gb_hour": 0.003557,
+    "shuffle_gb": 0.011,
+    "class_a_ops_1000": 0.005,
+    "class_b_ops_1000": 0.0004,
+}
 
 MACHINES = {"n2-standard-4": (4, 16), "n2-highmem-4": (4, 32)}  # vCPUs, GB
 JOB_MACHINES = {"clean": "n2-highmem-4", "sample-vocab": "n2-standard-4", "shard": "n2-standard-4"}
@@ -75,6 +86,7 @@ JOB_MACHINES = {"clean": "n2-highmem-4", "sample-vocab": "n2-standard-4", "shard
 SHARD_CHARS = 100_000_000  # CleanConfig.shard_chars
 CHUNK_CHARS = 50_000_000  # ShardConfig.chunk_chars
 SEQUENCES_PER_SHARD, SEQ_LEN = 32_768, 512
+BATCH_DOCS, BATCH_CHARS = 256, 1 << 20  # read.batches: a batch is one scratch file
 
 
 def _pickled_bytes(items: list) -> float:
@@ -98,12 +110,11 @@ def dedup_key_bytes(paragraphs: int) -> float:
 SHUFFLES: dict[str, list[tuple[str, str]]] = {
     "clean": [
         ("Files", "the file list (Create)"),
-        ("Redistribute", "every document read, packed"),
-        ("MergeReadStats", "counters per bundle"),
+        ("Redistribute", "the name of every batch read"),
         ("FirstPositions", "positions, only with --max-docs-per-lang"),
         ("Dedup", "dedup keys of every kept document"),
-        ("GroupByShard", "every kept document, packed"),
-        ("MergeStats", "counters per bundle and shard"),
+        ("GroupByChunk", "the name of every batch's kept documents"),
+        ("MergeStats", "counters per bundle and part"),
     ],
     "sample-vocab": [
         ("Files", "the file list (Create)"),
@@ -113,62 +124,89 @@ SHUFFLES: dict[str, list[tuple[str, str]]] = {
     ],
     "shard": [
         ("Parts", "the part list (Create)"),
-        ("GroupShards", "every packed row"),
+        ("GroupShards", "every packed row's slot, a run per (chunk, shard)"),
     ],
 }
 
 
-def shuffle_bytes(job: str, text: float) -> dict[str, float]:
+def _sizes(text: float, languages: int) -> dict[str, float]:
+    """Counts the jobs' shuffles and scratch files follow from."""
+    documents = text / BYTES_PER_PARAGRAPH / PARAGRAPHS_PER_DOCUMENT
+    rows = text * TOKENS_PER_TEXT_BYTE / SEQ_LEN
+    chunks = math.ceil(text / CHUNK_CHARS) + languages  # a part's last chunk is short
+    shards = rows / SEQUENCES_PER_SHARD
+    # (chunk, shard) runs: a chunk's rows land in shards uniformly at random
+    runs = chunks * shards * -math.expm1(-rows / chunks / shards)
+    return {
+        "documents": documents,
+        "batches": max(documents / BATCH_DOCS, text / BATCH_CHARS),
+        "rows": rows,
+        "chunks": chunks,
+        "runs": runs,
+    }
+
+
+def shuffle_bytes(job: str, text: float, languages: int) -> dict[str, float]:
     """Bytes into each shuffle of `job` for `text` bytes of input; small ones count as 0."""
-    paragraphs = text / BYTES_PER_PARAGRAPH
-    documents = paragraphs / PARAGRAPHS_PER_DOCUMENT
-    tokens = text * TOKENS_PER_TEXT_BYTE
+    n = _sizes(text, languages)
     sizes = {
         "clean": {
-            "Redistribute": text / PACKED_RATIO,
-            "Dedup": documents * dedup_key_bytes(PARAGRAPHS_PER_DOCUMENT),
-            "GroupByShard": text / PACKED_RATIO,
+            "Redistribute": n["batches"] * 30,
+            "Dedup": n["documents"] * dedup_key_bytes(PARAGRAPHS_PER_DOCUMENT),
+            "GroupByChunk": n["batches"] * 60,
         },
         "sample-vocab": {"ByFile": SAMPLED_PARAGRAPHS * (BYTES_PER_PARAGRAPH + 24)},
-        # a row: seq_len uint32 ids, and its int64 slot
-        "shard": {"GroupShards": tokens * 4 + tokens / SEQ_LEN * 8},
+        # a row's int64 slot, and per run its (chunk, first row)
+        "shard": {"GroupShards": n["rows"] * 8 + n["runs"] * 60},
     }[job]
     return {step: sizes.get(step, 0.0) for step, _ in SHUFFLES[job]}
 
 
-def materialized_bytes(job: str, text: float) -> float:
-    """Bytes Dataflow must hold outside a shuffle: Place waits, with every packed row, for the
-    row count of every chunk (a side input from the same step). Priced like shuffle here."""
-    return text * TOKENS_PER_TEXT_BYTE * 4 if job == "shard" else 0.0
+def scratch_operations(job: str, text: float, languages: int) -> dict[str, float]:
+    """Scratch files written and reads of them (pipelines/scratch.py). Clean: each batch is
+    written raw and read back, its kept documents likewise. Shard: each chunk's rows are written,
+    read, written sorted by place, and read by each shard it holds rows of (a ranged read per
+    run): the one count here that grows faster than the data, with chunks x shards."""
+    n = _sizes(text, languages)
+    if job == "clean":
+        return {"writes": 2 * n["batches"], "reads": 2 * n["batches"]}
+    if job == "shard":
+        return {"writes": 2 * n["chunks"], "reads": n["chunks"] + n["runs"]}
+    return {"writes": 0.0, "reads": 0.0}
 
 
 def side_inputs(job: str, text: float, languages: int) -> dict[str, dict]:
     """Each side input: its total bytes and the bytes one lookup reads (multimap: one key)."""
-    shards = max(languages, math.ceil(text / SHARD_CHARS))
+    parts = max(languages, math.ceil(text / SHARD_CHARS))  # one input file per language
     if job == "clean":
         drops = text / BYTES_PER_PARAGRAPH * DUPLICATE_SHARE * drop_bytes()
         return {
-            "ShardCounts": {"bytes": languages * 32, "read": "whole"},
-            "DropsByShard": {"bytes": drops, "read": "by key", "per_key": drops / shards},
-            "MergeStats": {"bytes": shards * 200 + languages * 2000, "read": "whole"},
+            # the first position of every chunk, per (language, file)
+            "Read.chunks": {"bytes": parts * 12 + languages * 40, "read": "whole"},
+            "LastAdmitted": {"bytes": languages * 40, "read": "whole"},
+            "DropsByChunk": {"bytes": drops, "read": "by key", "per_key": drops / parts},
+            "MergeStats": {"bytes": parts * 200 + languages * 2000, "read": "whole"},
         }
     if job == "shard":
         chunks = math.ceil(text / CHUNK_CHARS) + languages
         out_shards = text * TOKENS_PER_TEXT_BYTE / (SEQUENCES_PER_SHARD * SEQ_LEN)
         return {
-            "TokenizePack.counts": {"bytes": chunks * 60, "read": "whole"},
+            "TokenizePack": {"bytes": chunks * 60, "read": "whole"},
             "Write": {"bytes": out_shards * 250, "read": "whole"},
             "TokenizePack.stats": {"bytes": chunks * 150, "read": "whole"},
         }
     return {"AllLangs": {"bytes": languages * 300, "read": "whole"}}
 
 
-def cpu_seconds(job: str, text: float) -> float:
+def cpu_seconds(job: str, text: float, languages: int) -> float:
+    """Measured work plus the cores' wait on scratch-file operations."""
+    ops = scratch_operations(job, text, languages)
+    waiting = (ops["writes"] + ops["reads"]) * SCRATCH_LATENCY_S
     if job == "clean":
-        return text / MB / CLEAN_MB_PER_CORE_S
+        return text / MB / CLEAN_MB_PER_CORE_S + waiting
     if job == "sample-vocab":
         return text / MB / SAMPLE_MB_PER_CORE_S
-    return text * TOKENS_PER_TEXT_BYTE / SHARD_TOKENS_PER_CPU_S
+    return text * TOKENS_PER_TEXT_BYTE / SHARD_TOKENS_PER_CPU_S + waiting
 
 
 def wall_hours(job: str, workers: int, vcpus: int, cpu_s: float, text: float, largest: float):
@@ -203,15 +241,19 @@ def estimate(job: str, codes: list[str], target_h: float) -> dict:
     largest = max(xz.values()) * TEXT_PER_XZ_BYTE
     machine = JOB_MACHINES[job]
     vcpus, memory = MACHINES[machine]
-    cpu_s = cpu_seconds(job, text)
+    cpu_s = cpu_seconds(job, text, len(codes))
     sizes = (cpu_s, text, largest)
     workers = workers_for(job, target_h, vcpus, *sizes)
-    shuffled = shuffle_bytes(job, text)
-    held = materialized_bytes(job, text)
+    shuffled = shuffle_bytes(job, text, len(codes))
+    ops = scratch_operations(job, text, len(codes))
     side = side_inputs(job, text, len(codes))
     vcpu_hours = cpu_s / 3600 + (workers or 0) * vcpus * STARTUP_HOURS
     compute = vcpu_hours * (PRICES["vcpu_hour"] + memory / vcpus * PRICES["memory_gb_hour"])
-    shuffle = (sum(shuffled.values()) + held) / GB * PRICES["shuffle_gb"]
+    shuffle = sum(shuffled.values()) / GB * PRICES["shuffle_gb"]
+    scratch = (
+        ops["writes"] / 1000 * PRICES["class_a_ops_1000"]
+        + ops["reads"] / 1000 * PRICES["class_b_ops_1000"]
+    )
     side_mb = {
         name: {"mb": round(v["bytes"] / MB, 3), "read": v["read"]}
         | ({"mb_per_key": round(v["per_key"] / MB, 3)} if "per_key" in v else {})
@@ -223,15 +265,19 @@ def estimate(job: str, codes: list[str], target_h: float) -> dict:
         "vcpu_hours": round(vcpu_hours, 1),
         "shuffle_gb": {step: round(b / GB, 1) for step, b in shuffled.items()},
         "shuffle_gb_total": round(sum(shuffled.values()) / GB, 1),
-        "materialized_gb": round(held / GB, 1),
+        "scratch_operations": {k: round(v) for k, v in ops.items()},
         "side_inputs": side_mb,
         "largest_side_input": {"name": largest_side, **side_mb[largest_side]},
         "machine": machine,
         "workers": workers,
         "wall_hours": round(wall_hours(job, workers, vcpus, *sizes), 2) if workers else None,
         "wall_floor_hours": round(wall_hours(job, 100_000, vcpus, *sizes), 2),
-        "cost_usd": {"compute": round(compute, 2), "shuffle": round(shuffle, 2)},
-        "shuffle_share": round(shuffle / (compute + shuffle), 3),
+        "cost_usd": {
+            "compute": round(compute, 2),
+            "shuffle": round(shuffle, 2),
+            "scratch": round(scratch, 2),
+        },
+        "shuffle_share": round(shuffle / (compute + shuffle + scratch), 3),
     }
 
 
@@ -252,6 +298,7 @@ def report(sets: list[str], target_h: float) -> dict:
                 "duplicate_share": DUPLICATE_SHARE,
                 "read_mb_per_core_s": READ_MB_PER_CORE_S,
                 "startup_hours": STARTUP_HOURS,
+                "scratch_latency_s": SCRATCH_LATENCY_S,
             },
             "computed": {
                 "drop_bytes": round(drop_bytes(), 1),
@@ -275,21 +322,24 @@ def markdown(result: dict) -> str:
     """The table of docs/dataflow.md."""
     rows = [
         "| languages | job | text GB | vCPU-h | shuffled GB (largest step) | largest side input "
-        "| workers for the wall time | wall h (floor) | compute $ | shuffle $ | shuffle share |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| scratch ops (reads) | workers for the wall time | wall h (floor) | compute $ "
+        "| shuffle $ | scratch $ | shuffle share |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, entry in result["sets"].items():
         for job, e in entry["jobs"].items():
             step = max(e["shuffle_gb"], key=e["shuffle_gb"].get)
-            held = f" + {e['materialized_gb']:,.0f} held" if e["materialized_gb"] else ""
+            ops = e["scratch_operations"]
             side = e["largest_side_input"]
             read = f"{side['mb_per_key']:,.1f} MB per key" if "mb_per_key" in side else "whole"
             rows.append(
                 f"| {name} ({entry['languages']}) | {job} | {e['text_gb']:,.0f} "
-                f"| {e['vcpu_hours']:,.0f} | {e['shuffle_gb_total']:,.0f}{held} ({step}) "
+                f"| {e['vcpu_hours']:,.0f} | {e['shuffle_gb_total']:,.0f} ({step}) "
                 f"| {side['name']}: {side['mb']:,.1f} MB, read {read} "
+                f"| {ops['writes'] + ops['reads']:,.0f} ({ops['reads']:,.0f}) "
                 f"| {e['workers']} x {e['machine']} | {e['wall_hours']} ({e['wall_floor_hours']}) "
                 f"| {e['cost_usd']['compute']:,.2f} | {e['cost_usd']['shuffle']:,.2f} "
+                f"| {e['cost_usd']['scratch']:,.2f} "
                 f"| {e['shuffle_share']:.0%} |"
             )
     return "\n".join(rows)

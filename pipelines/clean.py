@@ -60,6 +60,10 @@ from mdeberta.pipelines.rules import check_langid_available, rule_context
 
 BUCKETS_PER_SHARD = 4
 """Dedup buckets per output part: a bucket holds the keys of ~shard_chars / 4 characters."""
+SCRATCH_DOCS, SCRATCH_CHARS = 4096, 8 << 20
+"""A batch (a scratch file, and one task of the cleaning step) closes at this many documents or
+characters: big enough that object-store operations cost little (a few per 8 MB), small enough to
+spread a file's cleaning over many workers and to keep one in memory."""
 
 
 def _bundle_stats(per_lang: dict[str, Counts], windowed: bool = False) -> Iterable:
@@ -89,7 +93,8 @@ class ReadFile(beam.DoFn):
             max_docs=cfg.max_docs_per_lang,
             skip_bad=cfg.on_bad_file == "skip",
         )
-        for number, batch in enumerate(batches(chunked(docs, cfg.shard_chars, starts))):
+        records = chunked(docs, cfg.shard_chars, starts)
+        for number, batch in enumerate(batches(records, SCRATCH_DOCS, SCRATCH_CHARS)):
             scratch.write(raw_url(self.output, file.index, number), pack(batch))
             yield file.index, number
             if cfg.max_docs_per_lang:

@@ -209,7 +209,8 @@ def test_formats_languages_and_bad_files_are_counted(runs):
 def test_manifest_is_written_last_and_lists_the_files(runs):
     out, stats = runs[2]
     manifest = read_manifest(str(out), kind="clean-corpus")
-    assert "en/part-00000-of-00001.jsonl.zst" in manifest["files"]
+    assert "en/part-00000-of-00002.jsonl.zst" in manifest["files"]
+    assert not (out / "_job").exists()  # the scratch files are gone once the job succeeded
     assert manifest["files"]["stats.json"]["sha256"] == io.sha256_file(str(out / "stats.json"))
     assert manifest["totals"] == stats["totals"]
     assert manifest["options"]["on_bad_file"] == "skip"

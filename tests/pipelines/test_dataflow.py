@@ -75,15 +75,15 @@ MULTIMAP = common_urns.side_inputs.MULTIMAP.urn
 # whole (iterable), an AsMultiMap by key
 SIDE_INPUTS = {
     "clean": {
-        "Admit": {("LastAdmitted", ITERABLE)},  # (file, position) cut-off per language
-        "Clean": {("ShardCounts", ITERABLE)},  # shards per language
-        "DropsByShard": {("ShardCounts", ITERABLE)},
-        "WriteShards": {("ShardCounts", ITERABLE), ("DropsByShard", MULTIMAP)},
-        "WriteStats": {("MergeStats", ITERABLE)},  # counters per language
+        # (file, position) cut-off per language; first position of each chunk per (lang, file)
+        "Clean": {("LastAdmitted", ITERABLE), ("Read.chunks", ITERABLE)},
+        "DropsByChunk": {("Read.chunks", ITERABLE)},
+        "WriteParts": {("Read.chunks", ITERABLE), ("DropsByChunk", MULTIMAP)},
+        "WriteStats": {("MergeStats", ITERABLE), ("Read.chunks", ITERABLE)},  # counters
     },
     "sample-vocab": {"AllLangs": {("AllLangs", ITERABLE)}},  # inside Beam's ToList
     "shard": {
-        "Place": {("TokenizePack.counts", ITERABLE)},  # rows per packing chunk
+        "Place": {("TokenizePack", ITERABLE)},  # rows per packing chunk
         "WriteJobStats": {("Write", ITERABLE), ("TokenizePack.stats", ITERABLE)},
     },
 }
@@ -149,7 +149,7 @@ def jobs(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(tempfile, "tempdir", str(tmp))  # the stager's build folders land here
         return {
-            # --max-docs-per-lang adds the Admit step: every DoFn of the job is in the graph
+            # --max-docs-per-lang adds the admission cut-offs: every step of the job is in the graph
             "clean": _python_m(
                 "mdeberta.pipelines.clean",
                 *sample,
