@@ -25,6 +25,7 @@ import pickle
 from array import array
 
 from mdeberta.languages import get_language, resolve_languages
+from mdeberta.pipelines.clean import SCRATCH_CHARS, SCRATCH_DOCS
 
 MB, GB = 1e6, 1e9
 
@@ -86,7 +87,6 @@ JOB_MACHINES = {"clean": "n2-highmem-4", "sample-vocab": "n2-standard-4", "shard
 SHARD_CHARS = 100_000_000  # CleanConfig.shard_chars
 CHUNK_CHARS = 50_000_000  # ShardConfig.chunk_chars
 SEQUENCES_PER_SHARD, SEQ_LEN = 32_768, 512
-BATCH_DOCS, BATCH_CHARS = 256, 1 << 20  # read.batches: a batch is one scratch file
 
 
 def _pickled_bytes(items: list) -> float:
@@ -139,7 +139,7 @@ def _sizes(text: float, languages: int) -> dict[str, float]:
     runs = chunks * shards * -math.expm1(-rows / chunks / shards)
     return {
         "documents": documents,
-        "batches": max(documents / BATCH_DOCS, text / BATCH_CHARS),
+        "batches": max(documents / SCRATCH_DOCS, text / SCRATCH_CHARS),
         "rows": rows,
         "chunks": chunks,
         "runs": runs,
