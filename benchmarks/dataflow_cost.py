@@ -23,9 +23,11 @@ import json
 import math
 import pickle
 from array import array
+from collections.abc import Sequence
 
 from mdeberta.languages import get_language, resolve_languages
-from mdeberta.pipelines.clean import SCRATCH_CHARS, SCRATCH_DOCS
+from mdeberta.pipelines.clean import PARTS_PER_BUCKET, SCRATCH_CHARS, SCRATCH_DOCS
+from mdeberta.pipelines.scratch import READ_THREADS
 
 MB, GB = 1e6, 1e9
 
@@ -112,8 +114,8 @@ SHUFFLES: dict[str, list[tuple[str, str]]] = {
         ("Files", "the file list (Create)"),
         ("Redistribute", "the name of every batch read"),
         ("FirstPositions", "positions, only with --max-docs-per-lang"),
-        ("Dedup", "dedup keys of every kept document"),
-        ("GroupByChunk", "the name of every batch's kept documents"),
+        ("Dedup", "the name of each batch's run of dedup keys per bucket"),
+        ("GroupByChunk", "the names of each chunk's kept batches and runs of drops"),
         ("MergeStats", "counters per bundle and part"),
     ],
     "sample-vocab": [
@@ -129,8 +131,18 @@ SHUFFLES: dict[str, list[tuple[str, str]]] = {
 }
 
 
-def _sizes(text: float, languages: int) -> dict[str, float]:
-    """Counts the jobs' shuffles and scratch files follow from."""
+def _sizes(texts: Sequence[float]) -> dict[str, float]:
+    """Counts the jobs' shuffles and scratch files follow from, for these languages' text."""
+    text, languages = sum(texts), len(texts)
+    key_runs = drop_runs = buckets = 0.0
+    for size in texts:  # a batch writes a run per bucket of its language, a bucket per part
+        parts = math.ceil(size / SHARD_CHARS)
+        language_buckets = math.ceil(parts / PARTS_PER_BUCKET)
+        batches = max(size / BYTES_PER_PARAGRAPH / PARAGRAPHS_PER_DOCUMENT / SCRATCH_DOCS,
+                      size / SCRATCH_CHARS)  # fmt: skip
+        key_runs += batches * language_buckets
+        drop_runs += language_buckets * parts
+        buckets += language_buckets
     documents = text / BYTES_PER_PARAGRAPH / PARAGRAPHS_PER_DOCUMENT
     rows = text * TOKENS_PER_TEXT_BYTE / SEQ_LEN
     chunks = math.ceil(text / CHUNK_CHARS) + languages  # a part's last chunk is short
@@ -143,17 +155,20 @@ def _sizes(text: float, languages: int) -> dict[str, float]:
         "rows": rows,
         "chunks": chunks,
         "runs": runs,
+        "buckets": buckets,
+        "key_runs": key_runs,
+        "drop_runs": drop_runs,
     }
 
 
-def shuffle_bytes(job: str, text: float, languages: int) -> dict[str, float]:
-    """Bytes into each shuffle of `job` for `text` bytes of input; small ones count as 0."""
-    n = _sizes(text, languages)
+def shuffle_bytes(job: str, texts: Sequence[float]) -> dict[str, float]:
+    """Bytes into each shuffle of `job` for `texts` (bytes per language); small ones count 0."""
+    n = _sizes(texts)
     sizes = {
         "clean": {
             "Redistribute": n["batches"] * 30,
-            "Dedup": n["documents"] * dedup_key_bytes(PARAGRAPHS_PER_DOCUMENT),
-            "GroupByChunk": n["batches"] * 60,
+            "Dedup": n["key_runs"] * 60,
+            "GroupByChunk": (n["batches"] + n["drop_runs"]) * 60,
         },
         "sample-vocab": {"ByFile": SAMPLED_PARAGRAPHS * (BYTES_PER_PARAGRAPH + 24)},
         # a row's int64 slot, and per run its (chunk, first row)
@@ -162,29 +177,31 @@ def shuffle_bytes(job: str, text: float, languages: int) -> dict[str, float]:
     return {step: sizes.get(step, 0.0) for step, _ in SHUFFLES[job]}
 
 
-def scratch_operations(job: str, text: float, languages: int) -> dict[str, float]:
+def scratch_operations(job: str, texts: Sequence[float]) -> dict[str, float]:
     """Scratch files written and reads of them (pipelines/scratch.py). Clean: each batch is
-    written raw and read back, its kept documents likewise. Shard: each chunk's rows are written,
-    read, written sorted by place, and read by each shard it holds rows of (a ranged read per
-    run): the one count here that grows faster than the data, with chunks x shards."""
-    n = _sizes(text, languages)
+    written raw and read back, its kept documents likewise, its dedup keys written once and read
+    a run per bucket of its language; each bucket's drops written once and read a run per part.
+    Shard: each chunk's rows are written, read, written sorted by place, and read by each shard it
+    holds rows of (a ranged read per run). The runs grow with the product of a language's batches
+    and buckets (clean) and of chunks and shards (shard): faster than the data."""
+    n = _sizes(texts)
     if job == "clean":
-        return {"writes": 2 * n["batches"], "reads": 2 * n["batches"]}
+        writes = 3 * n["batches"] + n["buckets"]
+        return {"writes": writes, "reads": 2 * n["batches"] + n["key_runs"] + n["drop_runs"]}
     if job == "shard":
         return {"writes": 2 * n["chunks"], "reads": n["chunks"] + n["runs"]}
     return {"writes": 0.0, "reads": 0.0}
 
 
-def side_inputs(job: str, text: float, languages: int) -> dict[str, dict]:
+def side_inputs(job: str, texts: Sequence[float]) -> dict[str, dict]:
     """Each side input: its total bytes and the bytes one lookup reads (multimap: one key)."""
+    text, languages = sum(texts), len(texts)
     parts = max(languages, math.ceil(text / SHARD_CHARS))  # one input file per language
     if job == "clean":
-        drops = text / BYTES_PER_PARAGRAPH * DUPLICATE_SHARE * drop_bytes()
         return {
             # the first position of every chunk, per (language, file)
             "Read.chunks": {"bytes": parts * 12 + languages * 40, "read": "whole"},
             "LastAdmitted": {"bytes": languages * 40, "read": "whole"},
-            "DropsByChunk": {"bytes": drops, "read": "by key", "per_key": drops / parts},
             "MergeStats": {"bytes": parts * 200 + languages * 2000, "read": "whole"},
         }
     if job == "shard":
@@ -198,10 +215,14 @@ def side_inputs(job: str, text: float, languages: int) -> dict[str, dict]:
     return {"AllLangs": {"bytes": languages * 300, "read": "whole"}}
 
 
-def cpu_seconds(job: str, text: float, languages: int) -> float:
+def cpu_seconds(job: str, texts: Sequence[float]) -> float:
     """Measured work plus the cores' wait on scratch-file operations."""
-    ops = scratch_operations(job, text, languages)
-    waiting = (ops["writes"] + ops["reads"]) * SCRATCH_LATENCY_S
+    text = sum(texts)
+    ops = scratch_operations(job, texts)
+    # ranged reads of runs go READ_THREADS at a time (scratch.read_runs); whole files one by one
+    n = _sizes(texts)
+    runs = {"clean": n["key_runs"] + n["drop_runs"], "shard": n["runs"]}.get(job, 0.0)
+    waiting = (ops["writes"] + ops["reads"] - runs + runs / READ_THREADS) * SCRATCH_LATENCY_S
     if job == "clean":
         return text / MB / CLEAN_MB_PER_CORE_S + waiting
     if job == "sample-vocab":
@@ -241,12 +262,13 @@ def estimate(job: str, codes: list[str], target_h: float) -> dict:
     largest = max(xz.values()) * TEXT_PER_XZ_BYTE
     machine = JOB_MACHINES[job]
     vcpus, memory = MACHINES[machine]
-    cpu_s = cpu_seconds(job, text, len(codes))
+    texts = [xz[code] * TEXT_PER_XZ_BYTE for code in codes]
+    cpu_s = cpu_seconds(job, texts)
     sizes = (cpu_s, text, largest)
     workers = workers_for(job, target_h, vcpus, *sizes)
-    shuffled = shuffle_bytes(job, text, len(codes))
-    ops = scratch_operations(job, text, len(codes))
-    side = side_inputs(job, text, len(codes))
+    shuffled = shuffle_bytes(job, texts)
+    ops = scratch_operations(job, texts)
+    side = side_inputs(job, texts)
     vcpu_hours = cpu_s / 3600 + (workers or 0) * vcpus * STARTUP_HOURS
     compute = vcpu_hours * (PRICES["vcpu_hour"] + memory / vcpus * PRICES["memory_gb_hour"])
     shuffle = sum(shuffled.values()) / GB * PRICES["shuffle_gb"]

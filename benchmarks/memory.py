@@ -34,8 +34,8 @@ from benchmarks.clean import make_input  # noqa: E402
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def _tree_rss(root: int) -> int:
-    """Bytes resident in process `root` and all its descendants now."""
+def _tree_rss(root: int) -> dict[int, int]:
+    """Bytes resident in process `root` and in each of its descendants now, by pid."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
     for entry in os.listdir("/proc"):
@@ -49,24 +49,28 @@ def _tree_rss(root: int) -> int:
         pid = int(entry)
         children.setdefault(int(fields[1]), []).append(pid)
         rss[pid] = int(fields[21]) * PAGE
-    total, todo = 0, [root]
+    tree, todo = {}, [root]
     while todo:
         pid = todo.pop()
-        total += rss.get(pid, 0)
+        tree[pid] = rss.get(pid, 0)
         todo.extend(children.get(pid, []))
-    return total
+    return tree
 
 
-def run_sampled(cmd: list[str]) -> tuple[float, float, str]:
-    """(peak MB of the process tree, wall seconds, stdout) of `cmd`."""
+def run_sampled(cmd: list[str]) -> tuple[float, dict, float, str]:
+    """(peak MB of the process tree, {"main": peak MB, "largest_child": peak MB}, wall seconds,
+    stdout) of `cmd`: the main process runs Beam's runner, the children its workers."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak, done = 0, threading.Event()
+    peak, each, done = 0, {}, threading.Event()
 
     def sample():
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, _tree_rss(proc.pid))
+            tree = _tree_rss(proc.pid)
+            peak = max(peak, sum(tree.values()))
+            for pid, rss in tree.items():
+                each[pid] = max(each.get(pid, 0), rss)
             time.sleep(0.1)
 
     sampler = threading.Thread(target=sample)
@@ -76,7 +80,12 @@ def run_sampled(cmd: list[str]) -> tuple[float, float, str]:
     sampler.join()
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
-    return peak / 1e6, time.perf_counter() - start, out
+    children = [rss for pid, rss in each.items() if pid != proc.pid]
+    parts = {
+        "main": round(each.get(proc.pid, 0) / 1e6),
+        "largest_child": round(max(children, default=0) / 1e6),
+    }
+    return peak / 1e6, parts, time.perf_counter() - start, out
 
 
 def _docs(directory: Path) -> dict[str, list[str]]:
@@ -151,8 +160,10 @@ def main() -> None:
         for mb in sizes:
             name = f"text-{mb:g}"
             cmd = [sys.executable, __file__, "--dir", str(work), "--workers", str(args.workers)]
-            peak, seconds, _ = run_sampled([*cmd, "--child", kind, name])
-            runs.append({"text_mb": round(text_mb[name], 1), "peak_mb": round(peak), "s": seconds})
+            peak, parts, seconds, _ = run_sampled([*cmd, "--child", kind, name])
+            runs.append(
+                {"text_mb": round(text_mb[name], 1), "peak_mb": round(peak), **parts, "s": seconds}
+            )
         for r in runs:
             r["s"] = round(r["s"], 1)
             r["peak_ratio"] = round(r["peak_mb"] / runs[0]["peak_mb"], 3)

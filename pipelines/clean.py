@@ -7,20 +7,23 @@
 
 Graph: read each file streaming (compressed files cannot be split) in batches of documents, each
 batch written to a scratch file (pipelines/scratch.py), and each language's documents of the file
-cut into chunks of about `shard_chars` characters read -> Reshuffle the batches' names, so the CPU
-work spreads over every worker -> normalise and apply the rules (pure functions, pipelines.rules),
-writing the survivors of each batch to a scratch file per (language, chunk) and keying their dedup
-hashes by (language, bucket) -> GroupByKey per bucket: exact dedup (pipelines.dedup) -> drops,
-keyed by chunk -> GroupByKey of the scratch files' names per chunk, the drops joining as a side
-input -> read the chunk's batches in order, apply the drops, write the chunk as
+cut into chunks of about `shard_chars` characters read (pipelines/parts.py) -> Reshuffle the
+batches' names, so the CPU work spreads over every worker -> normalise and apply the rules (pure
+functions, pipelines.rules), writing each batch's survivors to a scratch file per (language,
+chunk) and their dedup hashes to one scratch file per batch, a run per (language, bucket) ->
+GroupByKey of the runs' names per bucket: exact dedup (pipelines.dedup), the drops written to one
+scratch file per bucket, a run per chunk -> GroupByKey of both kinds of names per chunk: read the
+chunk's batches in order, apply its drops, write the chunk as
 `{out}/{lang}/part-NNNNN-of-MMMMM.jsonl.zst` -> empty parts for chunks that kept nothing,
 stats.json. The driver then writes manifest.json and removes the scratch files.
 
-Only names, counts and dedup keys go through the grouping steps, never text: Beam's local runner
-holds grouped values in memory, so a job whose text went through them needed ~2.7 MB of memory per
-MB of input (docs/benchmarks.md); this one needs what one batch, one bucket of keys and the keys
-themselves need. A language's parts are its files' chunks in file order, and a chunk's documents
-are in input order, so the files are the same bytes whatever the number of workers.
+Only names, positions and counters go through the grouping steps and side inputs, never text or
+hashes: Beam's local runner holds grouped values in memory (two copies at once), so a job that
+grouped its text needed ~2.7 MB of memory per MB of input, and even its dedup hashes alone (15-25%
+of the text's size on short paragraphs) grew it by half. This one holds one batch, one bucket of
+hashes or one part's drops per task. A language's parts are its files' chunks in file order, a
+chunk's documents are in input order, so the files are the same bytes whatever the number of
+workers.
 """
 
 from __future__ import annotations
@@ -46,7 +49,16 @@ from mdeberta.pipelines.accounting import Counts, check_accounting, counts_of, s
 from mdeberta.pipelines.clean_config import CleanConfig
 from mdeberta.pipelines.cleaning import clean_document
 from mdeberta.pipelines.dedup import Document
-from mdeberta.pipelines.parts import Chunk, LayoutOnce, PartLayout, chunked, kept_url, raw_url
+from mdeberta.pipelines.parts import (
+    Chunk,
+    LayoutOnce,
+    PartLayout,
+    chunked,
+    drops_url,
+    kept_url,
+    keys_url,
+    raw_url,
+)
 from mdeberta.pipelines.read import (
     InputFile,
     RawDocument,
@@ -58,8 +70,10 @@ from mdeberta.pipelines.read import (
 )
 from mdeberta.pipelines.rules import check_langid_available, rule_context
 
-BUCKETS_PER_SHARD = 4
-"""Dedup buckets per output part: a bucket holds the keys of ~shard_chars / 4 characters."""
+PARTS_PER_BUCKET = 8
+"""Output parts per dedup bucket: a bucket holds the keys of up to 8 * shard_chars characters
+(~20-200 MB: 8-byte hashes of paragraphs of 40-300 characters), in memory while it is deduped."""
+KEPT, DROPS = 0, 1  # what a pointer of the GroupByChunk join names
 SCRATCH_DOCS, SCRATCH_CHARS = 4096, 8 << 20
 """A batch (a scratch file, and one task of the cleaning step) closes at this many documents or
 characters: big enough that object-store operations cost little (a few per 8 MB), small enough to
@@ -107,11 +121,9 @@ class ReadFile(beam.DoFn):
 
 class CleanDocuments(LayoutOnce, beam.DoFn):
     """(file index, batch number) -> the batch's survivors of the rules, written to a scratch file
-    per chunk, whose names go out keyed by chunk; their dedup keys on "dedup" by bucket.
-
-    Dedup keys go out as packed lists (dedup.pack_keys), one per (language, bucket) of the batch:
-    Beam's cost is per element and, across workers, per field encoded; one element per paragraph
-    would cost more than the rules. Counters are emitted once per bundle.
+    per chunk: (chunk, (KEPT, batch number)) for each; their dedup keys, packed per (language,
+    bucket) (dedup.pack_keys), in one scratch file per batch: on "dedup", ((lang, bucket),
+    (file index, batch number, start, length)) for each run. Counters go out once per bundle.
     """
 
     def __init__(self, cfg: CleanConfig, output: str):
@@ -142,15 +154,16 @@ class CleanDocuments(LayoutOnce, beam.DoFn):
             kept.setdefault((doc.lang, raw.source, number), []).append(
                 (doc.ref, "\n".join(doc.paragraphs))
             )
-            buckets = layout.parts[doc.lang] * BUCKETS_PER_SHARD
+            buckets = -(-layout.parts[doc.lang] // PARTS_PER_BUCKET)
             for entry in dedup.dedup_keys(doc, **which):
                 key = (doc.lang, dedup.bucket_of(entry[0], buckets))
                 entries.setdefault(key, []).append(entry)
         for chunk, records in kept.items():
             scratch.write(kept_url(self.output, chunk, batch[1]), pack(records))
-            yield chunk, batch[1]
-        for key, bucket_entries in entries.items():
-            yield beam.pvalue.TaggedOutput("dedup", (key, dedup.pack_keys(bucket_entries)))
+            yield chunk, (KEPT, batch[1])
+        runs = {key: dedup.pack_keys(bucket_entries) for key, bucket_entries in entries.items()}
+        for key, start, length in scratch.write_runs(keys_url(self.output, *batch), runs):
+            yield beam.pvalue.TaggedOutput("dedup", (key, (*batch, start, length)))
 
     def finish_bundle(self):
         # Totals per reason also go to Beam metrics, visible live in the Dataflow console.
@@ -160,22 +173,48 @@ class CleanDocuments(LayoutOnce, beam.DoFn):
         yield from _bundle_stats(self.per_lang, windowed=True)
 
 
+class FindDrops(LayoutOnce, beam.DoFn):
+    """((lang, bucket), runs of packed keys) -> the bucket's drops (pipelines.dedup), written as
+    one scratch file with a run per chunk: (chunk, (DROPS, bucket, start, length)) for each."""
+
+    def __init__(self, output: str, boilerplate_min_docs: int):
+        self.output, self.boilerplate_min_docs = output, boilerplate_min_docs
+
+    def process(self, group, chunks: dict):
+        (lang, bucket), runs = group
+        packed = scratch.read_runs(
+            (keys_url(self.output, source, batch), start, length)
+            for source, batch, start, length in sorted(runs)  # the same drops on any worker
+        )
+        layout, by_chunk = self.layout(chunks), {}
+        for drop in dedup.bucket_drops(lang, packed, self.boilerplate_min_docs):
+            by_chunk.setdefault(layout.chunk_of(lang, drop[0]), []).append(drop)
+        runs = {chunk: pack(drops) for chunk, drops in by_chunk.items()}
+        for chunk, start, length in scratch.write_runs(drops_url(self.output, lang, bucket), runs):
+            yield chunk, (DROPS, bucket, start, length)
+
+
 class WriteParts(LayoutOnce, beam.DoFn):
-    """(chunk, batch numbers) -> the chunk's output part: its batches' survivors in batch order,
-    less the chunk's drops (`drops` maps a chunk to lists of drops); yields (lang, counts)."""
+    """(chunk, [(KEPT, batch) and (DROPS, bucket, start, length)]) -> the chunk's output part:
+    its batches' survivors in batch order, less its drops; yields (lang, counts)."""
 
     def __init__(self, cfg: CleanConfig, output: str):
         self.cfg, self.output = cfg, output
 
-    def process(self, group, chunks: dict, drops):
-        chunk, numbers = group
+    def process(self, group, chunks: dict):
+        chunk, pointers = group
         lang, layout = chunk[0], self.layout(chunks)
+        numbers = sorted(p[1] for p in pointers if p[0] == KEPT)
+        runs = scratch.read_runs(
+            (drops_url(self.output, lang, bucket), start, length)
+            for _, bucket, start, length in sorted(p for p in pointers if p[0] == DROPS)
+        )
+        chunk_drops = [drop for data in runs for drop in unpack(data)]
         docs = (
             Document(ref, lang, tuple(text.split("\n")), ())  # paragraphs hold no newline
-            for number in sorted(numbers)
+            for number in numbers
             for ref, text in unpack(scratch.read(kept_url(self.output, chunk, number)))
         )
-        chunk_drops = [d for v in drops[chunk] for d in v]
         counts = Counts()
         records = dedup.apply_drops(docs, chunk_drops, rule_context(lang, self.cfg), counts)
         _write_part(counts, chunk, layout, records, self.output, self.cfg)
@@ -210,14 +249,6 @@ class MergeCounts(beam.CombineFn):
 
 def _last_admitted(kv):
     return kv[0], max(kv[1])
-
-
-def _drops_by_chunk(lang_drops: tuple[str, list], chunks: dict):
-    lang, drops = lang_drops
-    layout, by_chunk = PartLayout(chunks), {}
-    for drop in drops:
-        by_chunk.setdefault(layout.chunk_of(lang, drop[0]), []).append(drop)
-    return by_chunk.items()
 
 
 def write_stats(
@@ -266,13 +297,14 @@ def build(p: beam.Pipeline, files: list[InputFile], cfg: CleanConfig, output: st
     ).with_outputs("stats", "dedup", main="kept")
     drops = (
         cleaned.dedup
-        | "Dedup" >> dedup.ExactDedup(boilerplate_min_docs=cfg.boilerplate_min_docs)
-        | "DropsByChunk" >> beam.FlatMap(_drops_by_chunk, chunks)
+        | "Dedup" >> beam.GroupByKey()
+        | "FindDrops" >> beam.ParDo(FindDrops(output, cfg.boilerplate_min_docs), chunks)
     )
     written = (
-        cleaned.kept
+        (cleaned.kept, drops)
+        | "Pointers" >> beam.Flatten()
         | "GroupByChunk" >> beam.GroupByKey()
-        | "WriteParts" >> beam.ParDo(WriteParts(cfg, output), chunks, beam.pvalue.AsMultiMap(drops))
+        | "WriteParts" >> beam.ParDo(WriteParts(cfg, output), chunks)
     )
     merged = (
         (read.stats, cleaned.stats, written)

@@ -12,8 +12,8 @@ cookie notices, share buttons, signatures. It is dropped from all of them as `bo
 language-agnostic way to catch boilerplate written in words.
 
 Only the losers travel further, as drops (ref, paragraph index or WHOLE, reason), to be applied
-where each output part is written (`apply_drops`). In Beam, keys travel in
-packed lists per hash bucket (`pack_keys`, `ExactDedup`), and only keys seen more than once become
+where each output part is written (`apply_drops`). In the cleaning job, keys travel in packed
+lists per hash bucket (`pack_keys`, `bucket_drops`), and only keys seen more than once become
 Python tuples again; in one process, `drops_in_memory` does the same.
 """
 
@@ -25,7 +25,6 @@ from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
 
-import apache_beam as beam
 import numpy as np
 
 from mdeberta.pipelines.accounting import Counts
@@ -176,7 +175,7 @@ def drops_of(entries: Iterable[tuple[tuple, Occurrence]], boilerplate_min_docs: 
 
 
 def drops_in_memory(docs: Sequence[Document], *, boilerplate_min_docs: int = 0, **which) -> list:
-    """The same drops as `ExactDedup`, computed in one process (for the benchmark's plain loop)."""
+    """The same drops as the cleaning job's buckets, in one process (the benchmark's plain loop)."""
     entries = (entry for doc in docs for entry in dedup_keys(doc, **which))
     return drops_of(entries, boilerplate_min_docs)
 
@@ -231,28 +230,8 @@ def _repeated_entries(lang: str, packed: Iterable[bytes]) -> Iterator[tuple[tupl
 _TYPES = (np.uint64, np.uint32, np.uint64, np.uint32, np.int32)
 
 
-def _bucket_drops(group: tuple[tuple, Iterable[bytes]], boilerplate_min_docs: int):
-    (lang, _), packed = group
-    drops = drops_of(_repeated_entries(lang, packed), boilerplate_min_docs)
-    if drops:
-        yield lang, drops
-
-
-class ExactDedup(beam.PTransform):
-    """((lang, bucket), packed [(key, occurrence)...]) -> (lang, [drops]): a GroupByKey per bucket.
-
-    Keys are spread over buckets by hash, so every occurrence of a key meets in one bucket, and
-    the bucket is deduplicated in memory. Sending lists rather than one element per paragraph
-    keeps Beam's per-element cost off the hot path; more buckets keep each one small.
-    """
-
-    def __init__(self, *, boilerplate_min_docs: int = 0):
-        super().__init__()
-        self.boilerplate_min_docs = boilerplate_min_docs
-
-    def expand(self, entries):
-        return (
-            entries
-            | "GroupByBucket" >> beam.GroupByKey()
-            | "Drops" >> beam.FlatMap(_bucket_drops, self.boilerplate_min_docs)
-        )
+def bucket_drops(lang: str, packed: Iterable[bytes], boilerplate_min_docs: int = 0) -> list:
+    """The drops of one bucket of a language: packed key lists (`pack_keys`) in, grouped here in
+    memory. Keys are spread over buckets by hash, so every occurrence of a key meets in one
+    bucket; more buckets keep each one small."""
+    return drops_of(_repeated_entries(lang, packed), boilerplate_min_docs)

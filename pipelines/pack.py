@@ -19,7 +19,6 @@ import array
 import hashlib
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import apache_beam as beam
 import numpy as np
@@ -35,8 +34,6 @@ _M64 = (1 << 64) - 1
 # Packed rows travel in blocks of at most 8 MiB: elements stay well under the data plane's limits
 # (Beam warns at 512 MiB) and the runner's buffers under glibc's mmap threshold (no fresh pages).
 BLOCK_BYTES = 8 << 20
-READ_THREADS = 16
-"""Ranged reads in flight while a shard gathers its rows (they wait on I/O, not on a core)."""
 # array.array turns a list of ints into uint32 ~1.6x faster than numpy (where it is little-endian).
 _ARRAY_U32 = array.array("I").itemsize == 4 and sys.byteorder == "little"
 
@@ -295,14 +292,14 @@ class WriteShardFn(beam.DoFn):
             )
         row_bytes = self._seq_len * NUMPY_DTYPE.itemsize
 
-        def read(run):
-            (chunk, first, _), n = run
-            data = scratch.read(placed_url(self._output, chunk), first * row_bytes, n * row_bytes)
-            return np.frombuffer(data, dtype=NUMPY_DTYPE).reshape(-1, self._seq_len)
-
-        # one ranged read per chunk: on an object store each waits ~50 ms, so they overlap
-        with ThreadPoolExecutor(READ_THREADS) as pool:
-            rows = list(pool.map(read, zip(runs, map(len, slots), strict=True)))
+        runs = [
+            (placed_url(self._output, chunk), first * row_bytes, len(s) * row_bytes)
+            for (chunk, first, _), s in zip(runs, slots, strict=True)
+        ]
+        rows = [
+            np.frombuffer(data, dtype=NUMPY_DTYPE).reshape(-1, self._seq_len)
+            for data in scratch.read_runs(runs)
+        ]
         blocks = _gather(rows, order, rows_per_block(self._seq_len))
         yield write_shard(io.join(self._output, shard_name(shard)), blocks)
 

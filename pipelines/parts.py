@@ -31,6 +31,14 @@ def kept_url(output: str, chunk: Chunk, batch: int) -> str:
     return scratch.url(output, "kept", lang, f"{source:05d}-{number:05d}-{batch:07d}.pkl.zst")
 
 
+def keys_url(output: str, source: int, batch: int) -> str:
+    return scratch.url(output, "keys", f"{source:05d}-{batch:07d}.bin")
+
+
+def drops_url(output: str, lang: str, bucket: int) -> str:
+    return scratch.url(output, "drops", lang, f"{bucket:05d}.bin")
+
+
 def chunked(docs: Iterable[RawDocument], shard_chars: int, starts: dict[str, list[int]]):
     """The documents as records (*document, chunk number); a language's chunk closes once it
     holds `shard_chars` characters read. `starts` gets each chunk's first position."""

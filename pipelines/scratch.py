@@ -15,6 +15,9 @@ once its output is complete; a job that fails leaves it, and a rerun clears it f
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
 from mdeberta import io
 
 JOB_DIR = "_job"
@@ -30,6 +33,18 @@ def write(where: str, data: bytes) -> None:
         f.write(data)
 
 
+def write_runs(where: str, runs: dict) -> list[tuple]:
+    """Write the byte strings of `runs` one after another, in key order, as one file; returns
+    (key, start, length) of each, so a reader of one key makes one ranged read. One file per
+    writer, not one per (writer, reader): the files and the writes grow with the data alone."""
+    index, start = [], 0
+    for key in sorted(runs):
+        index.append((key, start, len(runs[key])))
+        start += len(runs[key])
+    write(where, b"".join(runs[key] for key in sorted(runs)))
+    return index
+
+
 def read(where: str, start: int = 0, length: int = -1) -> bytes:
     """The file's bytes, or `length` of them from `start` (one ranged read on object stores)."""
     with io.open_file(where, "rb", compression=None) as f:
@@ -39,6 +54,21 @@ def read(where: str, start: int = 0, length: int = -1) -> bytes:
     if length >= 0 and len(data) != length:
         raise RuntimeError(f"{where}: {len(data)} bytes at {start}, expected {length} (truncated)")
     return data
+
+
+READ_THREADS = 16
+"""Ranged reads in flight at once in `read_runs` on an object store, where each waits ~50 ms
+for its first byte. Local files are read one after another: the page cache answers at once."""
+
+
+def read_runs(runs: Iterable[tuple[str, int, int]]) -> Iterator[bytes]:
+    """The bytes of each (file, start, length) run, in order."""
+    runs = list(runs)
+    if all(io.is_local(where) for where, _, _ in runs):
+        yield from (read(*run) for run in runs)
+        return
+    with ThreadPoolExecutor(READ_THREADS) as pool:
+        yield from pool.map(lambda run: read(*run), runs)
 
 
 def clear(output: str) -> None:

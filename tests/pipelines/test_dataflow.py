@@ -77,8 +77,8 @@ SIDE_INPUTS = {
     "clean": {
         # (file, position) cut-off per language; first position of each chunk per (lang, file)
         "Clean": {("LastAdmitted", ITERABLE), ("Read.chunks", ITERABLE)},
-        "DropsByChunk": {("Read.chunks", ITERABLE)},
-        "WriteParts": {("Read.chunks", ITERABLE), ("DropsByChunk", MULTIMAP)},
+        "FindDrops": {("Read.chunks", ITERABLE)},
+        "WriteParts": {("Read.chunks", ITERABLE)},
         "WriteStats": {("MergeStats", ITERABLE), ("Read.chunks", ITERABLE)},  # counters
     },
     "sample-vocab": {"AllLangs": {("AllLangs", ITERABLE)}},  # inside Beam's ToList

@@ -11,8 +11,8 @@ from mdeberta.pipelines.dedup import (
     DUPLICATE,
     WHOLE,
     Document,
-    _bucket_drops,
     apply_drops,
+    bucket_drops,
     dedup_hash,
     dedup_keys,
     drops_in_memory,
@@ -118,7 +118,7 @@ def test_packed_keys_give_the_same_drops_as_in_memory():
         packs = [
             pack_keys(e for d in docs[i : i + 7] for e in dedup_keys(d)) for i in range(0, 65, 7)
         ]
-        got = [d for _, drops in _bucket_drops((("en", 0), packs), min_docs) for d in drops]
+        got = bucket_drops("en", packs, min_docs)
         assert sorted(got) == sorted(expected) and expected
 
 
