@@ -124,9 +124,7 @@ def test_shard_runs_on_several_times_its_memory_budget(cleaned):
     root, _ = cleaned
     corpus = root / "clean"
     lines = (
-        line
-        for part in sorted(corpus.glob("*/part-*"))[:2]
-        for line in _first_lines(part, 20_000)
+        line for part in sorted(corpus.glob("*/part-*"))[:2] for line in _first_lines(part, 20_000)
     )
     write_tiny_vocab(root / "vocab", lines, 400)
     result = _child("shard_in_budget", str(corpus), str(root / "vocab"), str(root / "shards"),
