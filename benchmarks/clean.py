@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from mdeberta import resources_path
@@ -55,9 +56,12 @@ def shuffled(paragraph: str, copy: int) -> str:
     return sep.join(units)
 
 
-def make_input(directory: Path, megabytes: float) -> int:
-    """Write {lang}.txt.xz files holding `megabytes` of text in all; returns the text bytes."""
+def make_input(directory: Path, megabytes: float, languages: Sequence[str] = ()) -> int:
+    """Write {lang}.txt.xz files holding `megabytes` of text in all (of the sample corpus's
+    `languages`, default all 26); returns the text bytes."""
     samples = sorted(resources_path("sample").glob("*.txt.xz"))
+    if languages:
+        samples = [p for p in samples if p.name.split(".")[0] in languages]
     texts = {p.name.split(".")[0]: lzma.open(p, "rt", encoding="utf-8").read() for p in samples}
     per_copy = sum(len(t.encode("utf-8")) for t in texts.values())
     copies = max(1, int(megabytes * 1e6 / per_copy) + 1)

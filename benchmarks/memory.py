@@ -98,7 +98,7 @@ def _docs(directory: Path) -> dict[str, list[str]]:
     return docs
 
 
-def job(kind: str, work: Path, name: str, workers: int) -> None:
+def job(kind: str, work: Path, name: str, workers: int, chunk_chars: int | None) -> None:
     """One job run (the child process): clean or shard on input `name`."""
     if kind == "clean":
         from mdeberta.pipelines.clean import run_clean
@@ -117,6 +117,7 @@ def job(kind: str, work: Path, name: str, workers: int) -> None:
             alpha=1.0,
             overwrite=True,
             workers=workers,
+            **({"chunk_chars": chunk_chars} if chunk_chars else {}),
         )
         run(cfg)
 
@@ -127,13 +128,25 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--dir", default=None, help="work directory (default: a /tmp dir)")
     parser.add_argument("--jobs", default="clean,shard")
+    parser.add_argument(
+        "--languages",
+        default="de,en,fr,ru",
+        help="sample languages of the input ('' for all 26): few, so that each holds more than "
+        "one unit of work (a 50 M-character packing chunk) at both sizes",
+    )
     parser.add_argument("--png", default=None, help="plot peak memory against input size")
     parser.add_argument("--before", default=None, help="an earlier run's JSON, for the plot")
+    parser.add_argument(
+        "--chunk-chars",
+        type=int,
+        default=None,
+        help="the shard job's chunk_chars (default: its own)",
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)  # kind, input name
     args = parser.parse_args()
     work = Path(args.dir or tempfile.mkdtemp(prefix="bench-memory-", dir="/tmp"))
     if args.child:
-        job(args.child[0], work, args.child[1], args.workers)
+        job(args.child[0], work, args.child[1], args.workers, args.chunk_chars)
         return
     from benchmarks.shards import train_vocab, write_corpus
 
@@ -143,7 +156,8 @@ def main() -> None:
         name = f"text-{mb:g}"
         if not (work / name / "done").exists():
             (work / name).mkdir(parents=True, exist_ok=True)
-            (work / name / "mb").write_text(str(make_input(work / name, mb) / 1e6))
+            languages = [x for x in args.languages.split(",") if x]
+            (work / name / "mb").write_text(str(make_input(work / name, mb, languages) / 1e6))
             (work / name / "done").touch()
         text_mb[name] = float((work / name / "mb").read_text())
     if "shard" in args.jobs:
@@ -154,12 +168,21 @@ def main() -> None:
             name = f"text-{mb:g}"
             if not (work / f"corpus-{name}" / "manifest.json").exists():
                 write_corpus(str(work / f"corpus-{name}"), _docs(work / name))
-    result: dict = {"workers": args.workers, "cores": os.cpu_count(), "jobs": {}}
+    result: dict = {
+        "workers": args.workers,
+        "cores": os.cpu_count(),
+        "shard_chunk_chars": args.chunk_chars,
+        "languages": args.languages,
+        "load_before": os.getloadavg()[0],
+        "jobs": {},
+    }
     for kind in args.jobs.split(","):
         runs = []
         for mb in sizes:
             name = f"text-{mb:g}"
             cmd = [sys.executable, __file__, "--dir", str(work), "--workers", str(args.workers)]
+            if args.chunk_chars:
+                cmd += ["--chunk-chars", str(args.chunk_chars)]
             peak, parts, seconds, _ = run_sampled([*cmd, "--child", kind, name])
             runs.append(
                 {"text_mb": round(text_mb[name], 1), "peak_mb": round(peak), **parts, "s": seconds}
