@@ -189,7 +189,8 @@ def pack_keys(entries: Iterable[tuple[tuple, Occurrence]]) -> bytes:
     """A list of dedup_keys entries of one language as bytes: refs once, hashes as arrays.
 
     (refs, document hashes, their ref numbers, paragraph hashes, their ref numbers, paragraph
-    indexes): a document key is the one with index WHOLE, so the kind needs no field.
+    indexes): a document key is the one with index WHOLE, so the kind needs no field. The refs
+    are packed apart, so a bucket holds them compressed until it needs them (`_repeated_entries`).
     """
     refs: dict[Ref, int] = {}
     cols = (array("Q"), array("I"), array("Q"), array("I"), array("i"))
@@ -202,29 +203,38 @@ def pack_keys(entries: Iterable[tuple[tuple, Occurrence]]) -> bytes:
             cols[2].append(h)
             cols[3].append(r)
             cols[4].append(index)
-    return pack((list(refs), *(c.tobytes() for c in cols)))
+    return pack((pack(list(refs)), *(c.tobytes() for c in cols)))
 
 
 def _repeated_entries(lang: str, packed: Iterable[bytes]) -> Iterator[tuple[tuple, Occurrence]]:
     """The (key, occurrence) entries of packed key lists whose key occurs more than once.
 
-    A key seen once yields no drop, and most keys are seen once: numpy finds the repeated hashes,
-    so only their entries become Python tuples.
+    A key seen once yields no drop, and most keys are seen once: numpy finds the repeated hashes
+    over all the lists' hash arrays, then each list's refs are unpacked in turn, only their
+    repeated entries become Python tuples, and the refs go before the next list's come: a
+    bucket's memory is its hashes and its refs compressed, not its refs as Python objects.
     """
     parts = []
     for data in packed:
         refs, *columns = unpack(data)
         parts.append((refs, *map(np.frombuffer, columns, _TYPES)))
+    repeated = {}
     for kind, col in ((DOCUMENT, 1), (PARAGRAPH, 3)):
         hashes = np.sort(np.concatenate([part[col] for part in parts]))
-        repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
-        if not len(repeated):
+        repeated[kind] = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+        del hashes
+    for part in parts:
+        found = {
+            kind: np.flatnonzero(np.isin(part[col], repeated[kind])).tolist()
+            for kind, col in ((DOCUMENT, 1), (PARAGRAPH, 3))
+        }
+        if not any(found.values()):
             continue
-        for part in parts:
-            refs, hashes, numbers = part[0], part[col], part[col + 1]
-            for j in np.flatnonzero(np.isin(hashes, repeated)).tolist():
-                index = WHOLE if kind == DOCUMENT else int(part[5][j])
-                yield (lang, kind, int(hashes[j])), (refs[numbers[j]], index)
+        refs = unpack(part[0])
+        for j in found[DOCUMENT]:
+            yield (lang, DOCUMENT, int(part[1][j])), (refs[part[2][j]], WHOLE)
+        for j in found[PARAGRAPH]:
+            yield (lang, PARAGRAPH, int(part[3][j])), (refs[part[4][j]], int(part[5][j]))
 
 
 _TYPES = (np.uint64, np.uint32, np.uint64, np.uint32, np.int32)
