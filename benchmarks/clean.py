@@ -10,7 +10,7 @@ are shuffled with a seed of (copy, paragraph) and the paragraph is tagged with a
 while a paragraph repeated inside a copy stays repeated, and the text compresses like real text
 (2-3x at zstd level 1) rather than like copies of one text (19x): the job compresses the
 batches its workers exchange, and copies would flatter it. Both runs process the same .txt.xz
-files with the same functions (read, clean_document, dedup, apply_drops, write_shard); the loop
+files with the same functions (read, clean_document, dedup, apply_drops, write_part); the loop
 does in one process what the Beam graph distributes. Each run happens in its own subprocess so
 the peak memory (max RSS of the process and of its children) belongs to it alone.
 
@@ -92,43 +92,46 @@ def run_beam(inputs: list[str], output: str, workers: int) -> dict:
 
 def run_loop(inputs: list[str], output: str) -> dict:
     """The job's functions in one process, in the order the Beam graph applies them."""
-    import math
-
     from mdeberta import io
     from mdeberta.clean_corpus import part_name, write_part
     from mdeberta.pipelines.accounting import Counts, counts_of, stats_document
     from mdeberta.pipelines.clean_config import CleanConfig
     from mdeberta.pipelines.cleaning import clean_document
-    from mdeberta.pipelines.dedup import apply_drops, drops_in_memory, shard_of
-    from mdeberta.pipelines.read import file_documents, plan_inputs
+    from mdeberta.pipelines.dedup import apply_drops, drops_in_memory
+    from mdeberta.pipelines.parts import PartLayout, chunked
+    from mdeberta.pipelines.read import RawDocument, file_documents, plan_inputs
     from mdeberta.pipelines.rules import rule_context
 
     cfg = CleanConfig()
     per_lang: dict[str, Counts] = {}
-    docs, contexts = [], {}
+    chunks: dict[tuple, list] = {}  # (lang, file, chunk) -> its documents in input order
+    starts_of: dict[tuple, list[int]] = {}
+    contexts = {}
     for file in plan_inputs(inputs, cfg.language_set()):
-        for raw in file_documents(file, per_lang, max_doc_bytes=cfg.max_doc_bytes):
+        starts: dict[str, list[int]] = {}
+        docs = file_documents(file, per_lang, max_doc_bytes=cfg.max_doc_bytes)
+        for *fields, number in chunked(docs, cfg.shard_chars, starts):
+            raw = RawDocument._make(fields)
             ctx = contexts.get(raw.lang) or contexts.setdefault(
                 raw.lang, rule_context(raw.lang, cfg)
             )
             doc = clean_document(raw, ctx, counts_of(per_lang, raw.lang))
             if doc is not None:
-                docs.append(doc)
-    shards = {lang: math.ceil(c.chars_read / cfg.shard_chars) for lang, c in per_lang.items()}
-    drops_by_shard: dict[tuple, list] = {}
-    groups: dict[tuple, list] = {}
-    for doc in docs:
-        groups.setdefault((doc.lang, shard_of(doc.id, shards[doc.lang])), []).append(doc)
-    lang_of = {doc.ref: doc.lang for doc in docs}
-    for drop in drops_in_memory(docs, boilerplate_min_docs=cfg.boilerplate_min_docs):
+                chunks.setdefault((doc.lang, raw.source, number), []).append(doc)
+        starts_of.update(((lang, file.index), first) for lang, first in starts.items())
+    layout = PartLayout(starts_of)
+    everything = [doc for docs in chunks.values() for doc in docs]
+    drops_by_chunk: dict[tuple, list] = {}
+    lang_of = {doc.ref: doc.lang for doc in everything}
+    for drop in drops_in_memory(everything, boilerplate_min_docs=cfg.boilerplate_min_docs):
         lang = lang_of[drop[0]]
-        drops_by_shard.setdefault((lang, shard_of(drop[0][0], shards[lang])), []).append(drop)
-    for (lang, shard), group in sorted(groups.items()):
-        counters = per_lang[lang]
+        drops_by_chunk.setdefault(layout.chunk_of(lang, drop[0]), []).append(drop)
+    for chunk in layout.chunks():
+        lang = chunk[0]
         records = apply_drops(
-            group, drops_by_shard.get((lang, shard), []), contexts[lang], counters
+            chunks.get(chunk, []), drops_by_chunk.get(chunk, []), contexts[lang], per_lang[lang]
         )
-        name = part_name(shard, shards[lang])
+        name = part_name(layout.part(chunk), layout.parts[lang])
         write_part(io.join(output, lang, name), records, cfg.zstd_level)
     return stats_document(per_lang)
 
