@@ -74,7 +74,7 @@ PARTS_PER_BUCKET = 8
 """Output parts per dedup bucket: a bucket holds the keys of up to 8 * shard_chars characters
 (~20-200 MB: 8-byte hashes of paragraphs of 40-300 characters), in memory while it is deduped."""
 KEPT, DROPS = 0, 1  # what a pointer of the GroupByChunk join names
-SCRATCH_DOCS, SCRATCH_CHARS = 4096, 8 << 20
+SCRATCH_DOCS, SCRATCH_CHARS = 1024, 2 << 20
 """A batch (a scratch file, and one task of the cleaning step) closes at this many documents or
 characters: big enough that object-store operations cost little (a few per 8 MB), small enough to
 spread a file's cleaning over many workers and to keep one in memory."""
