@@ -26,7 +26,7 @@ from array import array
 from collections.abc import Sequence
 
 from mdeberta.languages import get_language, resolve_languages
-from mdeberta.pipelines.clean import PARTS_PER_BUCKET, SCRATCH_CHARS, SCRATCH_DOCS
+from mdeberta.pipelines.clean import PARTS_PER_BUCKET, REMOTE_BATCH
 from mdeberta.pipelines.scratch import READ_THREADS
 
 MB, GB = 1e6, 1e9
@@ -66,6 +66,7 @@ STARTUP_HOURS = 0.15
 SAMPLED_PARAGRAPHS = 10_000_000
 """Paragraphs the vocabulary sample draws (build-vocab's default)."""
 
+SCRATCH_DOCS, SCRATCH_CHARS = REMOTE_BATCH  # the cleaning job's batches on Dataflow
 SCRATCH_LATENCY_S = 0.05
 """One scratch-file operation on Cloud Storage (a write, a read or a ranged read): seconds a core
 waits, the jobs doing them one after another inside a task."""

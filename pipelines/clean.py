@@ -74,10 +74,19 @@ PARTS_PER_BUCKET = 8
 """Output parts per dedup bucket: a bucket holds the keys of up to 8 * shard_chars characters
 (~20-200 MB: 8-byte hashes of paragraphs of 40-300 characters), in memory while it is deduped."""
 KEPT, DROPS = 0, 1  # what a pointer of the GroupByChunk join names
-SCRATCH_DOCS, SCRATCH_CHARS = 1024, 2 << 20
+LOCAL_BATCH, REMOTE_BATCH = (1024, 2 << 20), (16384, 32 << 20)
 """A batch (a scratch file, and one task of the cleaning step) closes at this many documents or
-characters: big enough that object-store operations cost little (a few per 8 MB), small enough to
-spread a file's cleaning over many workers and to keep one in memory."""
+characters. Locally (FnApiRunner), small: a stage hands each worker an equal count of batches, so
+small ones keep 2-8 workers busy to the end (8 MB batches: 0.62x the plain loop per core at 203
+MB, 2 MB: 0.78x). On a remote runner (Dataflow), large: every batch costs object-store
+operations, a write and read of each file and a ranged read per dedup bucket of its language, and
+their number grows with batches x buckets (docs/dataflow.md, cost)."""
+
+
+def batch_limits(beam_argv: Sequence[str]) -> tuple[int, int]:
+    """(documents, characters) of a batch for the runner these Beam options name."""
+    runner = options.option_value(options.beam_args(beam_argv), "runner")
+    return LOCAL_BATCH if runner in options.LOCAL_RUNNERS else REMOTE_BATCH
 
 
 def _bundle_stats(per_lang: dict[str, Counts], windowed: bool = False) -> Iterable:
@@ -92,8 +101,8 @@ class ReadFile(beam.DoFn):
     scratch file, streaming; on "chunks" ((lang, file index), first position of each chunk);
     on "positions" (with max_docs_per_lang) every document's (lang, (file, position))."""
 
-    def __init__(self, cfg: CleanConfig, languages: set[str] | None, output: str):
-        self.cfg, self.languages, self.output = cfg, languages, output
+    def __init__(self, cfg: CleanConfig, languages, output: str, batch: tuple[int, int]):
+        self.cfg, self.languages, self.output, self.batch = cfg, languages, output, batch
 
     def process(self, file: InputFile):
         per_lang: dict[str, Counts] = {}
@@ -108,7 +117,7 @@ class ReadFile(beam.DoFn):
             skip_bad=cfg.on_bad_file == "skip",
         )
         records = chunked(docs, cfg.shard_chars, starts)
-        for number, batch in enumerate(batches(records, SCRATCH_DOCS, SCRATCH_CHARS)):
+        for number, batch in enumerate(batches(records, *self.batch)):
             scratch.write(raw_url(self.output, file.index, number), pack(batch))
             yield file.index, number
             if cfg.max_docs_per_lang:
@@ -271,14 +280,16 @@ def write_stats(
     return document
 
 
-def build(p: beam.Pipeline, files: list[InputFile], cfg: CleanConfig, output: str) -> None:
-    """Add the cleaning graph to pipeline `p`."""
+def build(
+    p: beam.Pipeline, files: list[InputFile], cfg: CleanConfig, output: str, batch=LOCAL_BATCH
+) -> None:
+    """Add the cleaning graph to pipeline `p`; `batch`: see LOCAL_BATCH."""
     languages = cfg.language_set()
     read = (
         p
         | "Files" >> beam.Create(files)
         | "Read"
-        >> beam.ParDo(ReadFile(cfg, languages, output)).with_outputs(
+        >> beam.ParDo(ReadFile(cfg, languages, output, batch)).with_outputs(
             "stats", "chunks", "positions", main="batches"
         )
     )
@@ -355,7 +366,7 @@ def run_clean(
     invalidate(output)
     scratch.clear(output)  # an interrupted run's
     with options.pipeline(beam_args, workers=workers) as p:
-        build(p, files, cfg, output)
+        build(p, files, cfg, output, batch_limits(beam_args))
     document = io.read_json(io.join(output, STATS))
     check_accounting(document)
     _remove_stale_parts(output, document)

@@ -74,7 +74,7 @@ def clean_in_budget(small: str, large: str, out: str, budget_mb: str) -> None:
     from mdeberta.pipelines import clean
     from mdeberta.pipelines.clean_config import CleanConfig
 
-    clean.SCRATCH_CHARS = 1 << 20
+    clean.LOCAL_BATCH = (256, 1 << 20)
     cfg = CleanConfig(shard_chars=4_000_000)
     clean.run_clean([f"{small}/*.txt"], f"{out}-warm", cfg, workers=1)  # imports, caches, pools
     _limit_data(int(budget_mb))
