@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from mdeberta.languages import get_language, resolve_languages
 from mdeberta.pipelines.clean import PARTS_PER_BUCKET, REMOTE_BATCH
 from mdeberta.pipelines.scratch import READ_THREADS
+from mdeberta.pipelines.shard import REMOTE_SHARDS_PER_TASK
 
 MB, GB = 1e6, 1e9
 
@@ -147,9 +148,9 @@ def _sizes(texts: Sequence[float]) -> dict[str, float]:
     documents = text / BYTES_PER_PARAGRAPH / PARAGRAPHS_PER_DOCUMENT
     rows = text * TOKENS_PER_TEXT_BYTE / SEQ_LEN
     chunks = math.ceil(text / CHUNK_CHARS) + languages  # a part's last chunk is short
-    shards = rows / SEQUENCES_PER_SHARD
-    # (chunk, shard) runs: a chunk's rows land in shards uniformly at random
-    runs = chunks * shards * -math.expm1(-rows / chunks / shards)
+    tasks = rows / SEQUENCES_PER_SHARD / REMOTE_SHARDS_PER_TASK
+    # (chunk, writing task) runs: a chunk's rows land in the tasks' shards uniformly at random
+    runs = chunks * tasks * -math.expm1(-rows / chunks / tasks)
     return {
         "documents": documents,
         "batches": max(documents / SCRATCH_DOCS, text / SCRATCH_CHARS),

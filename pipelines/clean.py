@@ -85,8 +85,7 @@ their number grows with batches x buckets (docs/dataflow.md, cost)."""
 
 def batch_limits(beam_argv: Sequence[str]) -> tuple[int, int]:
     """(documents, characters) of a batch for the runner these Beam options name."""
-    runner = options.option_value(options.beam_args(beam_argv), "runner")
-    return LOCAL_BATCH if runner in options.LOCAL_RUNNERS else REMOTE_BATCH
+    return LOCAL_BATCH if options.runs_locally(beam_argv) else REMOTE_BATCH
 
 
 def _bundle_stats(per_lang: dict[str, Counts], windowed: bool = False) -> Iterable:

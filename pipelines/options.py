@@ -27,6 +27,12 @@ from mdeberta.pipelines.quiet import quiet_run
 LOCAL_RUNNERS = ("FnApiRunner", "DirectRunner", "SwitchingDirectRunner", "BundleBasedDirectRunner")
 
 
+def runs_locally(argv: Sequence[str]) -> bool:
+    """Whether these Beam options run the job on a local runner (FnApiRunner and kin): the jobs
+    size their tasks by it (scratch files cost operations on an object store, not on a disk)."""
+    return option_value(beam_args(argv), "runner") in LOCAL_RUNNERS
+
+
 def option_value(args: Sequence[str], name: str) -> str | None:
     """The value of `--name value` or `--name=value` in args (the last one wins), else None."""
     value = None

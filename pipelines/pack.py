@@ -227,7 +227,8 @@ class TokenizePackFn(beam.DoFn):
 
 class PlaceFn(beam.DoFn):
     """(chunk, rows) -> the chunk's rows sorted by their place in the output, written to a scratch
-    file; yields (shard, (chunk, first row in that file, slots)) per shard they go to, slots as
+    file; yields (task, (chunk, first row in that file, slots)) per writing task (per_task
+    consecutive shards) they go to, slots (the rows' places among the task's) as
     int64 bytes: 8 bytes per row of seq_len * 4 travel through the shuffle, the rows do not.
 
     A row's place comes from a seeded global permutation of its global index: its chunk's offset
@@ -236,9 +237,9 @@ class PlaceFn(beam.DoFn):
     a shard's writer makes one ranged read per chunk that holds rows of it.
     """
 
-    def __init__(self, seq_len: int, seed: int, per_shard: int, output: str):
+    def __init__(self, seq_len: int, seed: int, per_shard: int, output: str, per_task: int = 1):
         self._seq_len, self._seed, self._per_shard = seq_len, seed, per_shard
-        self._output = output
+        self._output, self._per_task = output, per_task
         self._offsets: tuple[dict, int] | None = None  # ({chunk: first global index}, rows)
 
     def process(self, element, counts):
@@ -253,7 +254,8 @@ class PlaceFn(beam.DoFn):
         places = permute_index(np.arange(len(rows)) + offsets[chunk], total, self._seed)
         order = np.argsort(places)  # places are distinct: shard, then slot
         scratch.write(placed_url(self._output, chunk), rows[order].tobytes())
-        shards, slots = np.divmod(places[order], self._per_shard)
+        # a writing task's shards are consecutive: its rows are one run of this file too
+        shards, slots = np.divmod(places[order], self._per_shard * self._per_task)
         bounds = np.flatnonzero(np.diff(shards)) + 1
         for first, run in zip([0, *bounds.tolist()], np.split(slots, bounds), strict=True):
             yield int(shards[first]), (chunk, first, run.astype("<i8").tobytes())
@@ -270,25 +272,27 @@ class PlaceFn(beam.DoFn):
 
 
 class WriteShardFn(beam.DoFn):
-    """(shard, [(chunk, first row, slots)]) -> the shard file; yields its manifest entry.
+    """(task, [(chunk, first row, slots)]) -> the task's shard files (per_task consecutive
+    shards: more per task, fewer ranged reads and more memory); yields their manifest entries.
 
     Reads each chunk's run of rows with one ranged read; rows are gathered in slot order a block
     of BLOCK_BYTES at a time, written and hashed as they come: assembling the whole shard first
     cost a fresh 64 MiB array per shard, whose first touch (page faults) cost more than the copy.
     """
 
-    def __init__(self, output: str, seq_len: int):
+    def __init__(self, output: str, seq_len: int, per_shard: int, per_task: int = 1):
         self._output, self._seq_len = output, seq_len
+        self._per_shard, self._per_task = per_shard, per_task
 
     def process(self, element):
-        shard, runs = element
+        task, runs = element
         runs = sorted(runs, key=lambda run: run[0])  # chunk order: the same bytes on any worker
         slots = [np.frombuffer(s, dtype="<i8") for _, _, s in runs]
         where = np.concatenate(slots)
         order = np.argsort(where, kind="stable")  # slot i's row: order[i] of the runs' rows
         if not np.array_equal(where[order], np.arange(len(where))):
             raise RuntimeError(
-                f"shard {shard}: slots are not 0..{len(where) - 1} once each (a bug)"
+                f"shards of task {task}: slots are not 0..{len(where) - 1} once each (a bug)"
             )
         row_bytes = self._seq_len * NUMPY_DTYPE.itemsize
 
@@ -300,8 +304,12 @@ class WriteShardFn(beam.DoFn):
             np.frombuffer(data, dtype=NUMPY_DTYPE).reshape(-1, self._seq_len)
             for data in scratch.read_runs(runs)
         ]
-        blocks = _gather(rows, order, rows_per_block(self._seq_len))
-        yield write_shard(io.join(self._output, shard_name(shard)), blocks)
+        for k, first in enumerate(range(0, len(order), self._per_shard)):
+            blocks = _gather(
+                rows, order[first : first + self._per_shard], rows_per_block(self._seq_len)
+            )
+            shard = task * self._per_task + k
+            yield write_shard(io.join(self._output, shard_name(shard)), blocks)
 
 
 def _gather(rows: list[np.ndarray], order: np.ndarray, step: int):

@@ -25,7 +25,7 @@ from mdeberta.clean_corpus import list_parts, read_stats
 from mdeberta.config import config_to_dict
 from mdeberta.lock import locks_output
 from mdeberta.manifest import MANIFEST
-from mdeberta.pipelines import scratch
+from mdeberta.pipelines import options, scratch
 from mdeberta.pipelines.options import pipeline
 from mdeberta.pipelines.pack import PlaceFn, TokenizePackFn, WriteShardFn
 from mdeberta.pipelines.sampling import plan_sampling, sizes_from_stats
@@ -76,7 +76,14 @@ def prepare_output(cfg: ShardConfig) -> None:
 # the pipeline
 
 
-def build_pipeline(p, cfg: ShardConfig, plan, files, vocab) -> None:
+LOCAL_SHARDS_PER_TASK, REMOTE_SHARDS_PER_TASK = 1, 16
+"""Shards one writing task assembles: it makes one ranged read per packing chunk that holds rows
+of them, so the reads are chunks x shards / this. Locally one (a 64 MB shard in memory; reads from
+a disk cost little); on a remote runner 16 (1 GB per task): the reads are object-store
+operations, 300 M of them for the XNLI languages with one (docs/dataflow.md, cost)."""
+
+
+def build_pipeline(p, cfg: ShardConfig, plan, files, vocab, per_task: int = 1) -> None:
     """Add the job's transforms to pipeline `p`; it ends by writing {output}/_job/stats.json."""
     special = vocab["special_ids"]
     parts = [(lang, i, part) for lang in sorted(files) for i, part in enumerate(files[lang])]
@@ -99,12 +106,13 @@ def build_pipeline(p, cfg: ShardConfig, plan, files, vocab) -> None:
     # are packed; only (shard, chunk, first row, slots) go through the shuffle.
     # Side inputs as AsDict / AsList, not ToDict / ToList combiners: each combiner adds a shuffle
     # and several stages, a fixed cost of every run (together ~0.2 CPU-s of a local run's ~0.5).
-    place = PlaceFn(cfg.seq_len, cfg.seed, cfg.sequences_per_shard, cfg.output)
+    place = PlaceFn(cfg.seq_len, cfg.seed, cfg.sequences_per_shard, cfg.output, per_task)
     entries = (
         packed.counts
         | "Place" >> beam.ParDo(place, beam.pvalue.AsDict(packed.counts))
         | "GroupShards" >> beam.GroupByKey()
-        | "Write" >> beam.ParDo(WriteShardFn(cfg.output, cfg.seq_len))
+        | "Write"
+        >> beam.ParDo(WriteShardFn(cfg.output, cfg.seq_len, cfg.sequences_per_shard, per_task))
     )
     _ = (
         p
@@ -154,7 +162,9 @@ def run(cfg: ShardConfig, beam_argv: Sequence[str] = ()) -> dict:
     plan, files, vocab = plan_job(cfg)
     prepare_output(cfg)
     with pipeline(beam_argv, workers=cfg.workers) as p:
-        build_pipeline(p, cfg, plan, files, vocab)
+        local = options.runs_locally(beam_argv)
+        per_task = LOCAL_SHARDS_PER_TASK if local else REMOTE_SHARDS_PER_TASK
+        build_pipeline(p, cfg, plan, files, vocab, per_task)
     job = io.read_json(scratch.url(cfg.output, "stats.json"))
     if not job["shards"]:
         raise ValueError(

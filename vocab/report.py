@@ -10,8 +10,11 @@ that of its letters; pieces of digits, punctuation and symbols only count as "Zy
 from __future__ import annotations
 
 import functools
+import itertools
 from collections import Counter
 from collections.abc import Iterable, Iterator
+
+import numpy as np
 
 from mdeberta import io
 from mdeberta.clean_corpus import Part
@@ -64,16 +67,31 @@ def script_shares(sp) -> dict[str, float]:
 
 
 def language_metrics(sp, paragraphs: Iterable[str], space_separated: bool) -> dict:
-    """Pieces per word (or per character), unknown and byte-fallback rates of `sp` on the text."""
+    """Pieces per word (or per character), unknown and byte-fallback rates of `sp` on the text.
+
+    Encodes a batch of paragraphs per call and counts ids against flags computed once per model:
+    a per-paragraph, per-id loop made the shard job's vocabulary check ~4 CPU-s on 86 languages.
+    """
+    unknown_or_byte = _id_flags(sp)
     n_paragraphs = pieces = unknown = byte = words = chars = 0
-    for text in paragraphs:
-        ids = sp.encode(text)
-        n_paragraphs += 1
-        pieces += len(ids)
-        unknown += sum(1 for i in ids if sp.is_unknown(i))
-        byte += sum(1 for i in ids if sp.is_byte(i))
-        words += len(text.split())
-        chars += sum(1 for c in text if not c.isspace())
+    batch: list[str] = []
+    for text in itertools.chain(paragraphs, [None]):
+        if text is not None:
+            batch.append(text)
+            if len(batch) < _ENCODE_BATCH:
+                continue
+        if batch:
+            encoded = sp.encode(batch, num_threads=1)
+            ids = np.fromiter(itertools.chain.from_iterable(encoded), dtype=np.int64)
+            unknown += int(unknown_or_byte[0][ids].sum())
+            byte += int(unknown_or_byte[1][ids].sum())
+            pieces += len(ids)
+            n_paragraphs += len(batch)
+            for paragraph in batch:
+                tokens = paragraph.split()  # str.split() splits where str.isspace() is true
+                words += len(tokens)
+                chars += sum(map(len, tokens))
+            batch = []
     unit, units = ("word", words) if space_separated else ("char", chars)
     return {
         "paragraphs": n_paragraphs,
@@ -84,6 +102,18 @@ def language_metrics(sp, paragraphs: Iterable[str], space_separated: bool) -> di
         "unk_rate": unknown / pieces if pieces else None,
         "byte_fallback_rate": byte / pieces if pieces else None,
     }
+
+
+_ENCODE_BATCH = 256
+
+
+@functools.lru_cache(maxsize=4)
+def _id_flags(sp) -> tuple[np.ndarray, np.ndarray]:
+    """(is unknown, is byte) for every id of the model."""
+    size = sp.get_piece_size()
+    unknown = np.array([sp.is_unknown(i) for i in range(size)], dtype=bool)
+    byte = np.array([sp.is_byte(i) for i in range(size)], dtype=bool)
+    return unknown, byte
 
 
 def space_separated(lang: str) -> bool:

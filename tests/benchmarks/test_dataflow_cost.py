@@ -33,36 +33,45 @@ def test_sizes_are_the_registry_files(result):
     assert result["sets"]["all"]["jobs"]["clean"]["text_gb"] == pytest.approx(2500, abs=0.5)
 
 
+def _texts(preset: str) -> list[float]:
+    return [get_language(c).cc100_bytes * cost.TEXT_PER_XZ_BYTE for c in resolve_languages(preset)]
+
+
 def test_cpu_and_shuffles_follow_the_measured_rates(result):
-    text = _xz("all") * cost.TEXT_PER_XZ_BYTE
+    texts = _texts("all")
+    text, sizes = sum(texts), cost._sizes(texts)
     jobs = result["sets"]["all"]["jobs"]
     per_worker = {
         job: cost.MACHINES[cost.JOB_MACHINES[job]][0] * cost.STARTUP_HOURS for job in jobs
     }
     clean_h = text / 1e6 / cost.CLEAN_MB_PER_CORE_S / 3600
     shard_h = text * cost.TOKENS_PER_TEXT_BYTE / cost.SHARD_TOKENS_PER_CPU_S / 3600
+    # scratch operations wait one after another, but the ranged reads of runs 16 at a time
+    runs = {"clean": sizes["key_runs"] + sizes["drop_runs"], "shard": sizes["runs"]}
     for job, hours in (("clean", clean_h), ("shard", shard_h)):
         ops = jobs[job]["scratch_operations"]
-        waiting = (ops["writes"] + ops["reads"]) * cost.SCRATCH_LATENCY_S / 3600
-        expected = hours + waiting + jobs[job]["workers"] * per_worker[job]
+        serial = ops["writes"] + ops["reads"] - runs[job] + runs[job] / cost.READ_THREADS
+        expected = hours + serial * cost.SCRATCH_LATENCY_S / 3600
+        expected += jobs[job]["workers"] * per_worker[job]
         assert jobs[job]["vcpu_hours"] == pytest.approx(expected, abs=0.05)
-    # no text crosses a shuffle: batch names, dedup keys (~8% of the text), a slot per row
+    # no text crosses a shuffle, and no hash: names of batches and runs, a slot per row
     shuffled = jobs["clean"]["shuffle_gb"]
-    assert shuffled["Redistribute"] + shuffled["GroupByChunk"] < text / 1e9 / 1000
-    assert shuffled["Dedup"] < text / 1e9 / 10
+    assert sum(shuffled.values()) < text / 1e9 / 1000
     rows = text * cost.TOKENS_PER_TEXT_BYTE / cost.SEQ_LEN
-    runs = jobs["shard"]["scratch_operations"]["reads"] - cost._sizes(text, 116)["chunks"]
-    slots = (rows * 8 + runs * 60) / 1e9
+    slots = (rows * 8 + sizes["runs"] * 60) / 1e9
     assert jobs["shard"]["shuffle_gb"]["GroupShards"] == pytest.approx(slots, rel=0.01)
-    # clean writes and reads each batch twice (raw, kept); shard reads a run per (chunk, shard)
+    # clean writes each batch three times (raw, kept, keys), each bucket's drops once
     documents = text / cost.BYTES_PER_PARAGRAPH / cost.PARAGRAPHS_PER_DOCUMENT
     batches = max(text / cost.SCRATCH_CHARS, documents / cost.SCRATCH_DOCS)
-    assert jobs["clean"]["scratch_operations"]["writes"] == pytest.approx(2 * batches, rel=0.01)
+    writes = jobs["clean"]["scratch_operations"]["writes"]
+    assert writes == pytest.approx(3 * batches + sizes["buckets"], rel=0.05)
+    # shard reads a run per (chunk, writing task) that holds rows of the chunk
     chunks = text / cost.CHUNK_CHARS
-    assert runs == pytest.approx(min(rows, chunks * rows / cost.SEQUENCES_PER_SHARD), rel=0.35)
-    # the dedup drops are the largest side input of the cleaning job, and read by key
-    assert jobs["clean"]["largest_side_input"]["name"] == "DropsByChunk"
-    assert jobs["clean"]["largest_side_input"]["read"] == "by key"
+    tasks = rows / cost.SEQUENCES_PER_SHARD / cost.REMOTE_SHARDS_PER_TASK
+    assert sizes["runs"] == pytest.approx(min(rows, chunks * tasks), rel=0.05)
+    # no side input grows with the text: the largest is the per-part counters
+    assert jobs["clean"]["largest_side_input"]["name"] == "MergeStats"
+    assert all(v["mb"] < 100 for j in jobs.values() for v in j["side_inputs"].values())
 
 
 def test_workers_are_the_fewest_that_meet_the_wall_time(result):
@@ -71,7 +80,7 @@ def test_workers_are_the_fewest_that_meet_the_wall_time(result):
     largest = max(get_language(c).cc100_bytes for c in codes) * cost.TEXT_PER_XZ_BYTE
     for job, estimate in result["sets"]["all"]["jobs"].items():
         vcpus = cost.MACHINES[estimate["machine"]][0]
-        sizes = (cost.cpu_seconds(job, text, len(codes)), text, largest)
+        sizes = (cost.cpu_seconds(job, _texts("all")), text, largest)
         workers = estimate["workers"]
         assert cost.wall_hours(job, workers, vcpus, *sizes) <= TARGET_H
         assert workers == 1 or cost.wall_hours(job, workers - 1, vcpus, *sizes) > TARGET_H

@@ -30,7 +30,7 @@ from mdeberta.pipelines.pack import (
 from mdeberta.pipelines.sampling import sampling_probabilities
 from mdeberta.pipelines.shard import ShardConfig, run
 from mdeberta.shard_reader import ShardDataset
-from mdeberta.shards import VocabMismatchError
+from mdeberta.shards import VocabMismatchError, shard_name
 from tests.tiny_vocab import write_tiny_vocab
 
 SEQ_LEN = 24
@@ -294,8 +294,10 @@ def test_packing_accounts_for_every_token(lengths, seq_len):
         assert not (rows[:, 1] == 2).any()
 
 
-def test_rows_are_placed_by_the_global_permutation_into_full_shards(tmp_path):
-    """Place + Write without Beam: row g of the chunks in sorted order lands at permute_index(g)."""
+@pytest.mark.parametrize("per_task", [1, 3])
+def test_rows_are_placed_by_the_global_permutation_into_full_shards(tmp_path, per_task):
+    """Place + Write without Beam: row g of the chunks in sorted order lands at permute_index(g),
+    whether a writing task assembles one shard or several consecutive ones."""
     seq_len, per_shard, seed = 4, 8, 3
     sizes = {("de", 0, 0): 11, ("de", 0, 1): 0, ("en", 0, 0): 5, ("en", 1, 0): 13}
     chunks = {
@@ -306,20 +308,22 @@ def test_rows_are_placed_by_the_global_permutation_into_full_shards(tmp_path):
     for chunk, rows in chunks.items():  # as TokenizePackFn leaves them
         if len(rows):
             scratch.write(rows_url(out_dir, chunk), rows.tobytes())
-    place, by_shard = PlaceFn(seq_len, seed, per_shard, out_dir), {}
+    place, by_task = PlaceFn(seq_len, seed, per_shard, out_dir, per_task), {}
     for chunk in reversed(list(chunks)):  # any order
-        for shard, rows_run in place.process((chunk, sizes[chunk]), sizes):
-            by_shard.setdefault(shard, []).append(rows_run)
+        for task, rows_run in place.process((chunk, sizes[chunk]), sizes):
+            by_task.setdefault(task, []).append(rows_run)
+    assert sorted(by_task) == list(range(-(-4 // per_task)))  # 29 rows: 4 shards
     # only slots travel: 8 bytes a row, never the rows themselves
-    assert sum(len(s) for runs in by_shard.values() for *_, s in runs) == 8 * sum(sizes.values())
-    write = WriteShardFn(out_dir, seq_len)
-    entries = [e for s in sorted(by_shard) for e in write.process((s, by_shard[s]))]
+    assert sum(len(s) for runs in by_task.values() for *_, s in runs) == 8 * sum(sizes.values())
+    write = WriteShardFn(out_dir, seq_len, per_shard, per_task)
+    entries = [e for t in sorted(by_task) for e in write.process((t, by_task[t]))]
+    assert [e["name"] for e in entries] == [shard_name(i) for i in range(4)]
     assert [e["sequences"] for e in entries] == [8, 8, 8, 5]
     out = shard_rows(tmp_path, entries, seq_len)
     rows = np.concatenate(list(chunks.values()))
     assert np.array_equal(out[permute_index(np.arange(len(rows)), len(rows), seed)], rows)
     with pytest.raises(RuntimeError, match="slots are not"):
-        list(write.process((0, by_shard[0] + by_shard[0][:1])))
+        list(write.process((0, by_task[0] + by_task[0][:1])))
 
 
 @settings(max_examples=50, deadline=None)
