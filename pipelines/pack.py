@@ -31,8 +31,7 @@ from mdeberta.pipelines.sampling import copies
 from mdeberta.shards import NUMPY_DTYPE, shard_name, write_shard
 
 _M64 = (1 << 64) - 1
-# Packed rows travel in blocks of at most 8 MiB: elements stay well under the data plane's limits
-# (Beam warns at 512 MiB) and the runner's buffers under glibc's mmap threshold (no fresh pages).
+# A shard is gathered and written 8 MiB of rows at a time (WriteShardFn).
 BLOCK_BYTES = 8 << 20
 # array.array turns a list of ints into uint32 ~1.6x faster than numpy (where it is little-endian).
 _ARRAY_U32 = array.array("I").itemsize == 4 and sys.byteorder == "little"

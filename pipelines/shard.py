@@ -8,9 +8,12 @@ vocabulary fits every language (vocab.coverage: a warning, or with `strict` a re
 read documents (checking the part's sha256 on the way), draw each `copies(passes_lang)` times with
 the shared α-sampler (pipelines/sampling.py: the plan and draws build-vocab uses), tokenise the
 drawn ones in batches with SentencePiece (loaded once per worker) and pack them, a chunk of
-`chunk_chars` characters at a time (pipelines/pack.py); place every sequence by a seeded global
-permutation into shards of `sequences_per_shard`; write the shards, then the manifest
-(mdeberta/shards.py, docs/formats.md).
+`chunk_chars` characters at a time (pipelines/pack.py), each chunk's rows written to a scratch
+file (pipelines/scratch.py); once every chunk's row count is known, place every sequence by a
+seeded global permutation into shards of `sequences_per_shard`, each chunk's rows rewritten
+sorted by place; each writing task reads its run of every chunk's file and writes its shards, then
+the manifest (mdeberta/shards.py, docs/formats.md). Only row counts and slots (8 bytes a row)
+go through the shuffle, never the rows: Beam's local runner holds grouped values in memory.
 """
 
 from __future__ import annotations
