@@ -3,10 +3,11 @@
 Beam's local runner keeps every grouped value in memory, so a job that sent its text (clean) or
 its token rows (shard) through a GroupByKey needs memory in proportion to its input. Each job
 runs here in a child process (one worker, in process) whose data segment is capped with
-RLIMIT_DATA at what a warm-up run left it using plus BUDGET_MB, on an input of INPUT_MB, several
-times the budget: text or rows in a shuffle would not fit, names and counts do. Checked when this
-test was written: the jobs as they were before (text and rows grouped, main at 40cb270) die here,
-and still die with MemoryError at 200 MB over the warm-up (they pass with no limit). The units
+RLIMIT_DATA at what a warm-up run left it using plus BUDGET_MB, on INPUT_MB of text (its token
+rows: ~160 MB): text or rows in a shuffle need several times the budget, names and counts do
+not. Checked when this test was written: the jobs as they were before (text and rows grouped,
+main at 40cb270) die here, and still die with MemoryError at 200 MB over the warm-up (they pass
+with no limit). The units
 of work are set small (4 MB of text per part, 1 MB scratch batches, 1 MB packing chunks, shards of
 512 rows) so that what one task holds is far below the budget too.
 """
