@@ -37,7 +37,6 @@ from mdeberta import io
 from mdeberta.clean_corpus import (
     PART_GLOB,
     STATS,
-    part_name,
     write_corpus_manifest,
     write_part,
 )
@@ -231,9 +230,8 @@ class WriteParts(LayoutOnce, beam.DoFn):
 
 def _write_part(counts: Counts, chunk: Chunk, layout: PartLayout, records, output, cfg) -> None:
     """Write one part file and record it in the language's counts."""
-    lang = chunk[0]
-    name = part_name(layout.part(chunk), layout.parts[lang])
-    counts.parts[name] = write_part(io.join(output, lang, name), records, cfg.zstd_level)
+    name = layout.name(chunk)
+    counts.parts[name] = write_part(io.join(output, chunk[0], name), records, cfg.zstd_level)
 
 
 class MergeCounts(beam.CombineFn):
@@ -272,7 +270,7 @@ def write_stats(
     merged, layout = dict(per_lang), PartLayout(chunks)
     for chunk in layout.chunks():
         counts = merged.setdefault(chunk[0], Counts())
-        if part_name(layout.part(chunk), layout.parts[chunk[0]]) not in counts.parts:
+        if layout.name(chunk) not in counts.parts:
             _write_part(counts, chunk, layout, [], output, cfg)
     document = stats_document(merged, languages)
     io.write_json(io.join(output, STATS), document)

@@ -214,10 +214,10 @@ def _repeated_entries(lang: str, packed: Iterable[bytes]) -> Iterator[tuple[tupl
     repeated entries become Python tuples, and the refs go before the next list's come: a
     bucket's memory is its hashes and its refs compressed, not its refs as Python objects.
     """
-    parts = []
+    parts = []  # (refs still packed, *hash columns as arrays) per list
     for data in packed:
-        refs, *columns = unpack(data)
-        parts.append((refs, *map(np.frombuffer, columns, _TYPES)))
+        packed_refs, *columns = unpack(data)
+        parts.append((packed_refs, *map(np.frombuffer, columns, _TYPES)))
     repeated = {}
     for kind, col in ((DOCUMENT, 1), (PARAGRAPH, 3)):
         hashes = np.sort(np.concatenate([part[col] for part in parts]))

@@ -131,14 +131,19 @@ Chunk = tuple[str, int, int]
 """(language, part index, chunk number in the part): one packing stream."""
 
 
-def rows_url(output: str, chunk: Chunk) -> str:
+def _chunk_url(output: str, kind: str, chunk: Chunk) -> str:
     lang, index, number = chunk
-    return scratch.url(output, "rows", lang, f"{index:05d}-{number:05d}.u32")
+    return scratch.url(output, kind, lang, f"{index:05d}-{number:05d}.u32")
+
+
+def rows_url(output: str, chunk: Chunk) -> str:
+    """A chunk's rows as packed."""
+    return _chunk_url(output, "rows", chunk)
 
 
 def placed_url(output: str, chunk: Chunk) -> str:
-    lang, index, number = chunk
-    return scratch.url(output, "placed", lang, f"{index:05d}-{number:05d}.u32")
+    """A chunk's rows sorted by their place in the output."""
+    return _chunk_url(output, "placed", chunk)
 
 
 class TokenizePackFn(beam.DoFn):
@@ -294,14 +299,13 @@ class WriteShardFn(beam.DoFn):
                 f"shards of task {task}: slots are not 0..{len(where) - 1} once each (a bug)"
             )
         row_bytes = self._seq_len * NUMPY_DTYPE.itemsize
-
-        runs = [
+        ranges = (
             (placed_url(self._output, chunk), first * row_bytes, len(s) * row_bytes)
             for (chunk, first, _), s in zip(runs, slots, strict=True)
-        ]
+        )
         rows = [
             np.frombuffer(data, dtype=NUMPY_DTYPE).reshape(-1, self._seq_len)
-            for data in scratch.read_runs(runs)
+            for data in scratch.read_runs(ranges)
         ]
         for k, first in enumerate(range(0, len(order), self._per_shard)):
             blocks = _gather(

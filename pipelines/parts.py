@@ -14,6 +14,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 
+from mdeberta.clean_corpus import part_name
 from mdeberta.pipelines import scratch
 from mdeberta.pipelines.dedup import Ref
 from mdeberta.pipelines.read import RawDocument
@@ -64,6 +65,10 @@ class PartLayout:
     def part(self, chunk: Chunk) -> int:
         lang, source, number = chunk
         return self.first[lang, source] + number
+
+    def name(self, chunk: Chunk) -> str:
+        """The chunk's part file name in its language's folder."""
+        return part_name(self.part(chunk), self.parts[chunk[0]])
 
     def chunk_of(self, lang: str, ref: Ref) -> Chunk:
         _, source, position = ref
